@@ -1,0 +1,291 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+
+/**
+ * `npm run bench`: runway's bundle against bare node:http, measured in the
+ * same run on the same machine. Prints a table with ratios and writes JSON to
+ * bench/results/. Every loop is bounded; traffic goes to 127.0.0.1 only.
+ * Knobs: BENCH_SPAWNS (cold starts per program, default 21),
+ * BENCH_DURATION_S (wrk seconds per run, default 5), BENCH_ROUNDS (runs per
+ * row, median kept, default 3).
+ */
+
+const SPAWNS = Number(process.env.BENCH_SPAWNS ?? 21);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+type Measured = { idleRssMb: number; rps: number; p99Ms: number };
+const BUNDLE = 'dist/server.js';
+const BARE = 'bench/fixtures/bare-node-http.mjs';
+
+interface Program {
+  name: string;
+  file: string;
+  env?: Record<string, string>;
+}
+
+const programs: Program[] = [
+  { name: 'bare node:http', file: BARE },
+  { name: 'runway bundle', file: BUNDLE, env: { LOG_LEVEL: 'warn' } },
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
+function get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function start(program: Program, port: number, node = process.execPath) {
+  return spawn(node, [program.file], {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
+    stdio: 'ignore',
+  });
+}
+
+async function waitFor200(port: number, path: string, deadlineMs: number) {
+  const deadline = performance.now() + deadlineMs;
+  while (performance.now() < deadline) {
+    try {
+      if ((await get(port, path)) === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`no 200 from ${path} within ${deadlineMs} ms`);
+}
+
+async function stop(child: ReturnType<typeof spawn>) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function coldStart(program: Program, path: string, node?: string): Promise<number> {
+  const port = await freePort();
+  const startedAt = performance.now();
+  const child = start(program, port, node);
+  await waitFor200(port, path, 10_000);
+  const ms = performance.now() - startedAt;
+  await stop(child);
+  return ms;
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+function wrk(port: number, path: string, seconds = DURATION_S) {
+  const out = execFileSync('wrk', ['-t1', '-c64', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${path}`], {
+    encoding: 'utf8',
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p99 = parseLatency(/99%\s+([\d.]+\w+)/.exec(out)?.[1] ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
+  if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${path}`);
+  return { rps, p99Ms: p99 };
+}
+
+function parseLatency(text: string): number {
+  const match = /([\d.]+)(us|ms|s)/.exec(text);
+  if (!match) return Number.NaN;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
+async function loaded(program: Program, path: string) {
+  const port = await freePort();
+  const child = start(program, port);
+  await waitFor200(port, '/healthz', 10_000);
+  // Idle RSS: after a handful of requests, before any load.
+  for (let i = 0; i < 10; i++) await get(port, path);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const idleRssMb = rssMb(child.pid as number);
+  wrk(port, path, 1); // warm-up, discarded
+  const result = wrk(port, path);
+  await stop(child);
+  return { idleRssMb, ...result };
+}
+
+/** Rounds alternate between the cases, and the median round is kept: this VM is noisy. */
+async function rounds(cases: { program: Program; path: string }[]) {
+  const results = cases.map(() => [] as Awaited<ReturnType<typeof loaded>>[]);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, c] of cases.entries()) results[i]?.push(await loaded(c.program, c.path));
+  }
+  return results.map((list) => ({
+    idleRssMb: quantile(
+      list.map((r) => r.idleRssMb),
+      0.5,
+    ),
+    rps: quantile(
+      list.map((r) => r.rps),
+      0.5,
+    ),
+    p99Ms: quantile(
+      list.map((r) => r.p99Ms),
+      0.5,
+    ),
+  }));
+}
+
+function configFailureMs(): number {
+  const startedAt = performance.now();
+  const result = spawnSync(process.execPath, [BUNDLE], {
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: 'not-a-port' },
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
+  if (result.status === 0) throw new Error('bundle started with an invalid config');
+  return performance.now() - startedAt;
+}
+
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk is needed for the throughput rows: apt-get install -y wrk');
+  process.exit(1);
+}
+execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts'], { stdio: 'inherit' });
+
+// Cold starts alternate between programs so that machine noise hits both alike.
+// Node 24 is the major of the runtime image; it lives in a folder of its own.
+const NODE24 = '.cache/node24/node_modules/.bin/node';
+if (!existsSync(NODE24)) {
+  execFileSync('npm', ['install', '--prefix', '.cache/node24', '--no-save', '--no-audit', '--no-fund', 'node@24'], {
+    stdio: 'inherit',
+  });
+}
+const coldCases = [
+  { name: 'bare /healthz', program: programs[0] as Program, path: '/healthz' },
+  { name: 'runway /healthz', program: programs[1] as Program, path: '/healthz' },
+  { name: 'runway GET / (app)', program: programs[1] as Program, path: '/' },
+  { name: 'node24 bare /healthz', program: programs[0] as Program, path: '/healthz', node: NODE24 },
+  { name: 'node24 runway /healthz', program: programs[1] as Program, path: '/healthz', node: NODE24 },
+];
+const cold: Record<string, number[]> = Object.fromEntries(coldCases.map((c) => [c.name, [] as number[]]));
+for (let i = 0; i < SPAWNS; i++) {
+  for (const c of coldCases) cold[c.name]?.push(await coldStart(c.program, c.path, c.node));
+}
+const [bare, ours, oursApp] = (await rounds([
+  { program: programs[0] as Program, path: '/healthz' },
+  { program: programs[1] as Program, path: '/healthz' },
+  { program: programs[1] as Program, path: '/' },
+])) as [Measured, Measured, Measured];
+const configFailMs = quantile(
+  Array.from({ length: 5 }, () => configFailureMs()),
+  0.5,
+);
+
+const bareCold = cold['bare /healthz'] ?? [];
+const oursCold = cold['runway /healthz'] ?? [];
+const appCold = cold['runway GET / (app)'] ?? [];
+const bare24 = cold['node24 bare /healthz'] ?? [];
+const ours24 = cold['node24 runway /healthz'] ?? [];
+const rows = [
+  {
+    metric: 'Node 20: cold start to first 200 from /healthz, median (ms)',
+    bare: quantile(bareCold, 0.5),
+    runway: quantile(oursCold, 0.5),
+    target: '<= 1.25x',
+    pass: quantile(oursCold, 0.5) <= 1.25 * quantile(bareCold, 0.5),
+  },
+  {
+    metric: 'Node 20: cold start to first 200 from /healthz, p90 (ms)',
+    bare: quantile(bareCold, 0.9),
+    runway: quantile(oursCold, 0.9),
+    target: '',
+    pass: undefined,
+  },
+  {
+    metric: 'Node 24: cold start to first 200 from /healthz, median (ms)',
+    bare: quantile(bare24, 0.5),
+    runway: quantile(ours24, 0.5),
+    target: '<= 1.25x',
+    pass: quantile(ours24, 0.5) <= 1.25 * quantile(bare24, 0.5),
+  },
+  {
+    metric: 'Node 20: cold start to first 200 from GET / (app), median (ms)',
+    bare: quantile(bareCold, 0.5),
+    runway: quantile(appCold, 0.5),
+    target: '(report)',
+    pass: undefined,
+  },
+  {
+    metric: 'GET /healthz req/s',
+    bare: bare.rps,
+    runway: ours.rps,
+    target: '>= 0.80x',
+    pass: ours.rps >= 0.8 * bare.rps,
+  },
+  { metric: 'GET /healthz p99 (ms)', bare: bare.p99Ms, runway: ours.p99Ms, target: '', pass: undefined },
+  {
+    metric: 'GET / through Hono, req/s',
+    bare: bare.rps,
+    runway: oursApp.rps,
+    target: '(report)',
+    pass: undefined,
+  },
+  { metric: 'GET / through Hono, p99 (ms)', bare: bare.p99Ms, runway: oursApp.p99Ms, target: '', pass: undefined },
+  {
+    metric: 'idle RSS (MB)',
+    bare: bare.idleRssMb,
+    runway: ours.idleRssMb,
+    target: '<= 60 MB',
+    pass: ours.idleRssMb <= 60,
+  },
+  {
+    metric: 'invalid config to exit (ms)',
+    bare: Number.NaN,
+    runway: configFailMs,
+    target: '<= 1000 ms',
+    pass: configFailMs <= 1000,
+  },
+];
+
+const fmt = (n: number) => (Number.isNaN(n) ? '-' : n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
+const table = [
+  `| metric | bare node:http | runway | ratio | target | met |`,
+  `|---|---|---|---|---|---|`,
+  ...rows.map((row) => {
+    const ratio = Number.isNaN(row.bare) ? '-' : `${(row.runway / row.bare).toFixed(2)}x`;
+    const met = row.pass === undefined ? '' : row.pass ? 'yes' : 'NO';
+    return `| ${row.metric} | ${fmt(row.bare)} | ${fmt(row.runway)} | ${ratio} | ${row.target} | ${met} |`;
+  }),
+].join('\n');
+
+const meta = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: (await import('node:os')).cpus().length,
+  spawns: SPAWNS,
+  wrk: `-t1 -c64 -d${DURATION_S}s, median of ${ROUNDS}`,
+};
+console.log(`\nnode ${meta.node}, ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}\n`);
+console.log(table);
+mkdirSync('bench/results', { recursive: true });
+const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, `${JSON.stringify({ ...meta, rows, cold }, null, 2)}\n`);
+console.log(`\nwritten to ${file}`);

@@ -1,0 +1,345 @@
+import * as v from 'valibot';
+
+/**
+ * Every setting runway reads, as one valibot schema over the environment.
+ * The README's variable table is checked against this schema by a test, so a
+ * default lives here and nowhere else.
+ */
+
+// Platforms whose termination grace we know. Sources: Cloud Run "container
+// runtime contract" (SIGTERM, then SIGKILL 10 s later); ECS task definition
+// `stopTimeout` default 30 s; Kubernetes `terminationGracePeriodSeconds`
+// default 30 s.
+export const platforms = {
+  cloudrun: { name: 'Cloud Run', terminationGraceMs: 10_000, gracefulTimeoutMs: 8_000 },
+  ecs: { name: 'ECS', terminationGraceMs: 30_000, gracefulTimeoutMs: 10_000 },
+  kubernetes: { name: 'Kubernetes', terminationGraceMs: 30_000, gracefulTimeoutMs: 10_000 },
+  // Anywhere else (a VM, a laptop) we assume the common 30 s of ECS and Kubernetes.
+  other: { name: 'no platform detected', terminationGraceMs: 30_000, gracefulTimeoutMs: 10_000 },
+} as const;
+export type Platform = keyof typeof platforms;
+
+const MAX_TIMEOUT_MS = 3_600_000;
+
+function integer(min: number, max: number) {
+  const expected = `expected a whole number from ${min} to ${max}`;
+  return v.pipe(
+    v.string(),
+    v.regex(/^\d{1,10}$/, expected),
+    v.transform(Number),
+    v.minValue(min, expected),
+    v.maxValue(max, expected),
+  );
+}
+
+const milliseconds = (min = 1) => integer(min, MAX_TIMEOUT_MS);
+
+const postgresUrl = v.pipe(
+  v.string(),
+  v.check((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'expected a URL of the form postgres://user:password@host:5432/database'),
+);
+
+const signingKey = v.pipe(
+  v.string(),
+  v.check((value) => Buffer.byteLength(value) >= 32, 'expected at least 32 bytes (use `openssl rand -base64 48`)'),
+);
+
+type VariableMeta = {
+  doc: string;
+  secret?: boolean;
+  defaultText?: string;
+  platform?: boolean;
+};
+const doc = <T>(text: string, extra: Omit<VariableMeta, 'doc'> = {}) =>
+  v.metadata<T, VariableMeta>({ doc: text, ...extra });
+
+/** The raw environment, variable by variable. Order is the README's order. */
+export const EnvSchema = v.object({
+  PORT: v.optional(v.pipe(integer(0, 65_535), doc('TCP port to listen on. Cloud Run injects it.')), '8080'),
+  HOST: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1, 'expected an address such as 0.0.0.0, :: or 127.0.0.1'),
+      doc('Address to bind.', { defaultText: 'all interfaces' }),
+    ),
+  ),
+  NODE_ENV: v.optional(
+    v.pipe(v.string(), doc('`production` makes `DATABASE_URL` required. Nothing else branches on it.')),
+    'development',
+  ),
+  LOG_LEVEL: v.optional(
+    v.pipe(
+      v.picklist(['debug', 'info', 'warn', 'error'], 'expected one of debug, info, warn, error'),
+      doc('Lowest severity written to stdout.'),
+    ),
+    'info',
+  ),
+  READ_HEADER_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Time to receive the request line and headers (slowloris). Node `headersTimeout`.')),
+    '5000',
+  ),
+  READ_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Time to receive the whole request, body included. Node `requestTimeout`.')),
+    '15000',
+  ),
+  WRITE_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('Time from the end of the request headers to the end of the response; then the socket is destroyed.'),
+    ),
+    '30000',
+  ),
+  IDLE_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('How long an idle keep-alive socket stays open. Keep it above the load balancer idle timeout.'),
+    ),
+    '120000',
+  ),
+  SHUTDOWN_DELAY_MS: v.optional(
+    v.pipe(
+      milliseconds(0),
+      doc('After SIGTERM, keep serving this long with readiness 503 so the load balancer stops routing.'),
+    ),
+    '0',
+  ),
+  GRACEFUL_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('After the delay, how long in-flight requests may take before they are aborted.', {
+        defaultText: '10000 (8000 on Cloud Run)',
+      }),
+    ),
+  ),
+  CLEANUP_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Bound on the cleanup hooks (database pool) after the drain.')),
+    '1000',
+  ),
+  TERMINATION_GRACE_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc("The platform's SIGTERM-to-SIGKILL grace, when it is not the platform default.", {
+        defaultText: 'platform default',
+      }),
+    ),
+  ),
+  READINESS_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Default bound on each readiness check.')), '2000'),
+  BODY_LIMIT_BYTES: v.optional(v.pipe(integer(0, 2 ** 40), doc('Largest request body accepted.')), '1048576'),
+  DATABASE_URL: v.optional(
+    v.pipe(
+      postgresUrl,
+      doc('Postgres connection URL. Required when `NODE_ENV=production` or on Cloud Run.', { secret: true }),
+    ),
+  ),
+  JWT_SIGNING_KEY: v.optional(
+    v.pipe(signingKey, doc('HS256 key for bearer tokens, at least 32 bytes.', { secret: true })),
+  ),
+  K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
+  ECS_CONTAINER_METADATA_URI_V4: v.optional(
+    v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),
+  ),
+  KUBERNETES_SERVICE_HOST: v.optional(
+    v.pipe(v.string(), doc('Set by Kubernetes; selects its termination grace.', { platform: true })),
+  ),
+});
+
+type Env = v.InferOutput<typeof EnvSchema>;
+
+export function detectPlatform(
+  env: Pick<Env, 'K_SERVICE' | 'ECS_CONTAINER_METADATA_URI_V4' | 'KUBERNETES_SERVICE_HOST'>,
+): Platform {
+  if (env.K_SERVICE) return 'cloudrun';
+  if (env.ECS_CONTAINER_METADATA_URI_V4) return 'ecs';
+  if (env.KUBERNETES_SERVICE_HOST) return 'kubernetes';
+  return 'other';
+}
+
+function shutdownBudget(env: Env) {
+  const platform = platforms[detectPlatform(env)];
+  return {
+    platform,
+    terminationGraceMs: env.TERMINATION_GRACE_MS ?? platform.terminationGraceMs,
+    graceSource:
+      env.TERMINATION_GRACE_MS !== undefined
+        ? 'TERMINATION_GRACE_MS'
+        : platform === platforms.other
+          ? 'assumed: no platform detected, so the ECS and Kubernetes default'
+          : `the ${platform.name} default`,
+    gracefulTimeoutMs: env.GRACEFUL_TIMEOUT_MS ?? platform.gracefulTimeoutMs,
+  };
+}
+
+export const ConfigSchema = v.pipe(
+  EnvSchema,
+  v.forward(
+    v.partialCheck(
+      [['DATABASE_URL'], ['NODE_ENV'], ['K_SERVICE']],
+      (env) => env.DATABASE_URL !== undefined || (env.NODE_ENV !== 'production' && !env.K_SERVICE),
+      'required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
+    ),
+    ['DATABASE_URL'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['READ_HEADER_TIMEOUT_MS'], ['READ_TIMEOUT_MS']],
+      (env) => env.READ_HEADER_TIMEOUT_MS <= env.READ_TIMEOUT_MS,
+      // Node throws at listen time otherwise; say it at load time instead.
+      'must not exceed READ_TIMEOUT_MS (the header read is part of the request read)',
+    ),
+    ['READ_HEADER_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [
+        ['SHUTDOWN_DELAY_MS'],
+        ['GRACEFUL_TIMEOUT_MS'],
+        ['CLEANUP_TIMEOUT_MS'],
+        ['TERMINATION_GRACE_MS'],
+        ['K_SERVICE'],
+        ['ECS_CONTAINER_METADATA_URI_V4'],
+        ['KUBERNETES_SERVICE_HOST'],
+      ],
+      (env) => {
+        const budget = shutdownBudget(env as Env);
+        return env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS < budget.terminationGraceMs;
+      },
+      (issue) => {
+        const env = issue.input as Env;
+        const budget = shutdownBudget(env);
+        const total = env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS;
+        return (
+          `SHUTDOWN_DELAY_MS (${env.SHUTDOWN_DELAY_MS}) + GRACEFUL_TIMEOUT_MS (${budget.gracefulTimeoutMs}) + ` +
+          `CLEANUP_TIMEOUT_MS (${env.CLEANUP_TIMEOUT_MS}) = ${total} ms must be shorter than the termination grace ` +
+          `(${budget.terminationGraceMs} ms, ${budget.graceSource}), or the platform kills the process mid-drain: ` +
+          'lower those timeouts or raise the grace (and TERMINATION_GRACE_MS with it)'
+        );
+      },
+    ),
+    ['GRACEFUL_TIMEOUT_MS'],
+  ),
+  v.transform((env) => {
+    const platform = detectPlatform(env);
+    const budget = shutdownBudget(env);
+    return {
+      platform,
+      production: env.NODE_ENV === 'production',
+      port: env.PORT,
+      host: env.HOST,
+      logLevel: env.LOG_LEVEL,
+      readHeaderTimeoutMs: env.READ_HEADER_TIMEOUT_MS,
+      readTimeoutMs: env.READ_TIMEOUT_MS,
+      writeTimeoutMs: env.WRITE_TIMEOUT_MS,
+      idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+      shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
+      gracefulTimeoutMs: budget.gracefulTimeoutMs,
+      cleanupTimeoutMs: env.CLEANUP_TIMEOUT_MS,
+      terminationGraceMs: budget.terminationGraceMs,
+      readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      databaseUrl: env.DATABASE_URL,
+      jwtSigningKey: env.JWT_SIGNING_KEY,
+    };
+  }),
+);
+
+export type Config = v.InferOutput<typeof ConfigSchema>;
+export type LogLevel = Config['logLevel'];
+
+/** Thrown by loadConfig with every problem found, already redacted. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const secretVariables = new Set(
+  Object.entries(EnvSchema.entries)
+    .filter(([, schema]) => describeVariable(schema).secret)
+    .map(([name]) => name),
+);
+
+/** How a rejected value may be shown: never a password, never a key. */
+export function showValue(name: string, value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value !== 'string') return typeof value;
+  if (name === 'DATABASE_URL') return redactUrl(value);
+  if (secretVariables.has(name)) return `a value of ${Buffer.byteLength(value)} bytes (not shown)`;
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
+
+export function redactUrl(value: string): string {
+  const notShown = 'a value that is not a postgres URL (not shown: it may hold a password)';
+  try {
+    const url = new URL(value);
+    // Without an authority part the "password" may sit anywhere in the text.
+    if (!url.host) return notShown;
+    const user = url.username ? `${url.username}${url.password ? ':***' : ''}@` : '';
+    // The query can carry `password=`: never shown.
+    const query = url.search ? '?(query not shown)' : '';
+    return JSON.stringify(`${url.protocol}//${user}${url.host}${url.pathname}${query}`);
+  } catch {
+    return notShown;
+  }
+}
+
+/** Pure: reads only the object it is given. Collects every problem, then throws once. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const input: Record<string, string> = {};
+  for (const name of Object.keys(EnvSchema.entries)) {
+    const value = env[name];
+    // An empty variable is treated as unset, as shells and YAML make them easily.
+    if (value !== undefined && value !== '') input[name] = value;
+  }
+  const result = v.safeParse(ConfigSchema, input);
+  if (result.success) return result.output;
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const issue of result.issues) {
+    const name = issue.path?.map((item) => String(item.key)).join('.') ?? '(config)';
+    // One line per variable: a bad number fails several checks that say the same.
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const given =
+      issue.type === 'partial_check' && name === 'GRACEFUL_TIMEOUT_MS' ? '' : `, got ${showValue(name, input[name])}`;
+    problems.push(`${name}: ${issue.message}${given}`);
+  }
+  throw new ConfigError(problems);
+}
+
+export interface VariableDoc {
+  name: string;
+  default: string;
+  doc: string;
+  secret: boolean;
+  platform: boolean;
+}
+
+function describeVariable(schema: unknown): Omit<VariableDoc, 'name'> {
+  const optional = schema as { default?: unknown; wrapped?: { pipe?: unknown[] } };
+  const meta = (optional.wrapped?.pipe ?? []).find(
+    (item): item is { kind: 'metadata'; metadata: Record<string, unknown> } =>
+      (item as { kind?: string }).kind === 'metadata',
+  )?.metadata;
+  const defaultText = (meta?.defaultText as string | undefined) ?? (optional.default as string | undefined) ?? '';
+  return {
+    default: defaultText,
+    doc: (meta?.doc as string | undefined) ?? '',
+    secret: meta?.secret === true,
+    platform: meta?.platform === true,
+  };
+}
+
+/** The variable table, derived from the schema (README is tested against it). */
+export function describeVariables(): VariableDoc[] {
+  return Object.entries(EnvSchema.entries).map(([name, schema]) => ({ name, ...describeVariable(schema) }));
+}

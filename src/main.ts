@@ -1,0 +1,95 @@
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { createHealth, type Health } from './runtime/health.js';
+import type { FetchApp } from './runtime/hono-listener.js';
+import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
+import { createLogger, errorFields, type Logger } from './runtime/logger.js';
+import { createNodeServer } from './runtime/node-server.js';
+
+/**
+ * The process: the only place that reads `process.env`, installs signal
+ * handlers and exits. Config is validated before anything listens; the app is
+ * loaded after `listen`, so /healthz answers while it loads and /readyz turns
+ * 200 once it has.
+ */
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  health: Health;
+  /** Aborted when shutdown begins. */
+  shutdownSignal: AbortSignal;
+  onCleanup: Lifecycle['onCleanup'];
+}
+
+export type LoadApp = (deps: AppDeps) => Promise<FetchApp>;
+
+export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
+  const startedAt = performance.now();
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    reportConfigError(error);
+    process.exit(1);
+  }
+
+  const log = createLogger({ level: config.logLevel });
+  const health = createHealth({ defaultTimeoutMs: config.readinessTimeoutMs });
+  const lifecycle = createLifecycle({
+    log,
+    health,
+    shutdownDelayMs: config.shutdownDelayMs,
+    gracefulTimeoutMs: config.gracefulTimeoutMs,
+    cleanupTimeoutMs: config.cleanupTimeoutMs,
+    exit: (code) => process.exit(code),
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => void lifecycle.shutdown({ signal }));
+  }
+  process.on('uncaughtException', (error) => void lifecycle.shutdown({ error }));
+  process.on('unhandledRejection', (error) => void lifecycle.shutdown({ error }));
+
+  const server = createNodeServer({ ...config, health, log });
+  lifecycle.addDrainable(server);
+
+  try {
+    const address = await server.listen(lifecycle.stopAcceptingSignal);
+    log.info('listening', { address: address.address, port: address.port, platform: config.platform });
+  } catch (error) {
+    log.error('could not listen', { port: config.port, host: config.host, ...errorFields(error) });
+    process.exit(1);
+  }
+
+  const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup });
+  const listener = app.then(async (loaded) => {
+    const { createAppListener } = await import('./runtime/hono-listener.js');
+    return createAppListener(loaded);
+  });
+  server.setListener(listener);
+  try {
+    await listener;
+    health.markStarted();
+    log.info('started', { startupMs: Math.round(performance.now() - startedAt) });
+  } catch (error) {
+    log.error('app failed to start', errorFields(error));
+    await lifecycle.shutdown({ error });
+  }
+}
+
+function reportConfigError(error: unknown) {
+  if (!(error instanceof ConfigError)) {
+    process.stderr.write(`${String(error instanceof Error ? error.stack : error)}\n`);
+    return;
+  }
+  if (process.stderr.isTTY) {
+    process.stderr.write(`runway: ${error.message}\n`);
+    return;
+  }
+  const entry = {
+    severity: 'ERROR',
+    message: 'invalid configuration',
+    time: new Date().toISOString(),
+    problems: error.problems,
+  };
+  process.stderr.write(`${JSON.stringify(entry)}\n`);
+}

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected loadConfig to throw');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults to an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      platform: 'other',
+      port: 8080,
+      host: undefined,
+      logLevel: 'info',
+      readHeaderTimeoutMs: 5_000,
+      readTimeoutMs: 15_000,
+      writeTimeoutMs: 30_000,
+      idleTimeoutMs: 120_000,
+      gracefulTimeoutMs: 10_000,
+      shutdownDelayMs: 0,
+      cleanupTimeoutMs: 1_000,
+      terminationGraceMs: 30_000,
+      bodyLimitBytes: 1_048_576,
+      databaseUrl: undefined,
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', LOG_LEVEL: '' }).port).toBe(8080);
+  });
+
+  it('reports every invalid variable at once, naming each with what was expected and given', () => {
+    const problems = problemsOf({ PORT: 'eighty', LOG_LEVEL: 'loud', READ_TIMEOUT_MS: '-5', BODY_LIMIT_BYTES: '1.5' });
+    expect(problems).toHaveLength(4);
+    expect(problems).toContain('PORT: expected a whole number from 0 to 65535, got "eighty"');
+    expect(problems).toContain('LOG_LEVEL: expected one of debug, info, warn, error, got "loud"');
+    expect(problems.find((p) => p.startsWith('READ_TIMEOUT_MS:'))).toContain('got "-5"');
+    expect(problems.find((p) => p.startsWith('BODY_LIMIT_BYTES:'))).toContain('got "1.5"');
+  });
+
+  it('rejects a port out of range', () => {
+    expect(problemsOf({ PORT: '70000' })).toEqual(['PORT: expected a whole number from 0 to 65535, got "70000"']);
+  });
+
+  it('requires DATABASE_URL in production', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      'DATABASE_URL: required when NODE_ENV=production or on Cloud Run (K_SERVICE is set), got nothing',
+    ]);
+  });
+
+  it('requires DATABASE_URL on Cloud Run', () => {
+    expect(problemsOf({ K_SERVICE: 'api' })[0]).toMatch(/^DATABASE_URL: required/);
+  });
+
+  it('accepts production with a database URL', () => {
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://app:pw@db:5432/app' });
+    expect(config.production).toBe(true);
+    expect(config.databaseUrl).toBe('postgres://app:pw@db:5432/app');
+  });
+
+  it('never shows the password of a rejected DATABASE_URL', () => {
+    const problems = problemsOf({ DATABASE_URL: 'mysql://app:hunter2secret@db/app' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('mysql://app:***@db/app');
+    expect(problems.join('\n')).not.toContain('hunter2secret');
+  });
+
+  it('does not echo a DATABASE_URL that is not a URL at all', () => {
+    const problems = problemsOf({ DATABASE_URL: 'app:hunter2secret@db' });
+    expect(problems.join('\n')).not.toContain('hunter2secret');
+  });
+
+  it('never shows any part of a rejected JWT_SIGNING_KEY', () => {
+    const problems = problemsOf({ JWT_SIGNING_KEY: 'short-key-xyz' });
+    expect(problems).toEqual([
+      'JWT_SIGNING_KEY: expected at least 32 bytes (use `openssl rand -base64 48`), got a value of 13 bytes (not shown)',
+    ]);
+  });
+
+  it('rejects a header timeout longer than the request timeout', () => {
+    expect(problemsOf({ READ_HEADER_TIMEOUT_MS: '20000', READ_TIMEOUT_MS: '10000' })[0]).toMatch(
+      /^READ_HEADER_TIMEOUT_MS: must not exceed READ_TIMEOUT_MS/,
+    );
+  });
+
+  it('picks shutdown defaults that fit the Cloud Run 10 s grace', () => {
+    const config = loadConfig({ K_SERVICE: 'api', DATABASE_URL: 'postgres://db/app' });
+    expect(config.platform).toBe('cloudrun');
+    expect(config.terminationGraceMs).toBe(10_000);
+    expect(config.shutdownDelayMs + config.gracefulTimeoutMs + config.cleanupTimeoutMs).toBeLessThan(10_000);
+  });
+
+  it('rejects a drain longer than the Cloud Run grace and says which numbers to change', () => {
+    const problems = problemsOf({ K_SERVICE: 'api', DATABASE_URL: 'postgres://db/app', GRACEFUL_TIMEOUT_MS: '10000' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(
+      'SHUTDOWN_DELAY_MS (0) + GRACEFUL_TIMEOUT_MS (10000) + CLEANUP_TIMEOUT_MS (1000) = 11000 ms',
+    );
+    expect(problems[0]).toContain('termination grace (10000 ms, the Cloud Run default)');
+  });
+
+  it('checks the drain against Kubernetes and ECS at 30 s', () => {
+    expect(problemsOf({ KUBERNETES_SERVICE_HOST: '10.0.0.1', SHUTDOWN_DELAY_MS: '25000' })[0]).toContain(
+      '(30000 ms, the Kubernetes default)',
+    );
+    expect(
+      problemsOf({ ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/x', GRACEFUL_TIMEOUT_MS: '29500' })[0],
+    ).toContain('(30000 ms, the ECS default)');
+  });
+
+  it('uses an explicit TERMINATION_GRACE_MS instead of the platform default', () => {
+    expect(
+      loadConfig({ KUBERNETES_SERVICE_HOST: 'x', TERMINATION_GRACE_MS: '60000', SHUTDOWN_DELAY_MS: '25000' })
+        .terminationGraceMs,
+    ).toBe(60_000);
+    expect(problemsOf({ TERMINATION_GRACE_MS: '5000' })[0]).toContain('(5000 ms, TERMINATION_GRACE_MS)');
+  });
+
+  it('reports cross-field and per-field problems together', () => {
+    const problems = problemsOf({ PORT: 'x', SHUTDOWN_DELAY_MS: '40000' });
+    expect(problems.map((p) => p.split(':')[0])).toEqual(['PORT', 'GRACEFUL_TIMEOUT_MS']);
+  });
+});
+
+describe('redaction of DATABASE_URL', () => {
+  it('hides a password passed in the query string', () => {
+    const problems = problemsOf({ DATABASE_URL: 'mysql://db/app?password=hunter2secret' });
+    expect(problems.join('\n')).not.toContain('hunter2secret');
+  });
+});
