@@ -1,4 +1,5 @@
 import * as v from 'valibot';
+import { parseTrust, type Trust } from './runtime/client-ip.js';
 
 /**
  * Every setting runway reads, as one valibot schema over the environment.
@@ -96,6 +97,15 @@ export const EnvSchema = v.object({
     ),
     '30000',
   ),
+  HANDLER_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc(
+        'Deadline for the app to answer a request; then its signal aborts and the client gets 503. Below WRITE_TIMEOUT_MS.',
+      ),
+    ),
+    '25000',
+  ),
   IDLE_TIMEOUT_MS: v.optional(
     v.pipe(
       milliseconds(),
@@ -131,7 +141,42 @@ export const EnvSchema = v.object({
     ),
   ),
   READINESS_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Default bound on each readiness check.')), '2000'),
-  BODY_LIMIT_BYTES: v.optional(v.pipe(integer(0, 2 ** 40), doc('Largest request body accepted.')), '1048576'),
+  BODY_LIMIT_BYTES: v.optional(
+    v.pipe(integer(0, 2 ** 40), doc('Largest request body accepted (413 beyond it); routes may set their own.')),
+    '1048576',
+  ),
+  TRUSTED_PROXIES: v.optional(
+    v.pipe(
+      v.string(),
+      v.rawTransform(({ dataset, addIssue, NEVER }) => {
+        try {
+          return parseTrust(dataset.value);
+        } catch (error) {
+          addIssue({
+            message: `expected CIDRs, loopback, private, linklocal, cgnat or a hop count: ${(error as Error).message}`,
+          });
+          return NEVER;
+        }
+      }),
+      doc(
+        'Proxies whose `X-Forwarded-For` is believed: CIDRs, `loopback`, `private`, `linklocal`, `cgnat`, or a hop count.',
+        {
+          defaultText: 'none: the socket peer is the client',
+        },
+      ),
+    ),
+  ),
+  LOG_HEALTH_CHECKS: v.optional(
+    v.pipe(
+      v.picklist(['true', 'false'], 'expected true or false'),
+      v.transform((value) => value === 'true'),
+      doc('Write access lines for /healthz and /readyz too.'),
+    ),
+    'false',
+  ),
+  GOOGLE_CLOUD_PROJECT: v.optional(
+    v.pipe(v.string(), doc('Project id; with it, log lines carry `logging.googleapis.com/trace`.')),
+  ),
   DATABASE_URL: v.optional(
     v.pipe(
       postgresUrl,
@@ -182,7 +227,7 @@ export const ConfigSchema = v.pipe(
     v.partialCheck(
       [['DATABASE_URL'], ['NODE_ENV'], ['K_SERVICE']],
       (env) => env.DATABASE_URL !== undefined || (env.NODE_ENV !== 'production' && !env.K_SERVICE),
-      'required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
+      'is required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
     ),
     ['DATABASE_URL'],
   ),
@@ -194,6 +239,15 @@ export const ConfigSchema = v.pipe(
       'must not exceed READ_TIMEOUT_MS (the header read is part of the request read)',
     ),
     ['READ_HEADER_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['HANDLER_TIMEOUT_MS'], ['WRITE_TIMEOUT_MS']],
+      (env) => env.HANDLER_TIMEOUT_MS < env.WRITE_TIMEOUT_MS,
+      // Otherwise the write timeout destroys the socket before the 503 can be sent.
+      'must be shorter than WRITE_TIMEOUT_MS, so a timed-out request still gets its 503',
+    ),
+    ['HANDLER_TIMEOUT_MS'],
   ),
   v.forward(
     v.partialCheck(
@@ -237,12 +291,16 @@ export const ConfigSchema = v.pipe(
       readTimeoutMs: env.READ_TIMEOUT_MS,
       writeTimeoutMs: env.WRITE_TIMEOUT_MS,
       idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+      handlerTimeoutMs: env.HANDLER_TIMEOUT_MS,
       shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
       gracefulTimeoutMs: budget.gracefulTimeoutMs,
       cleanupTimeoutMs: env.CLEANUP_TIMEOUT_MS,
       terminationGraceMs: budget.terminationGraceMs,
       readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
+      logHealthChecks: env.LOG_HEALTH_CHECKS,
+      projectId: env.GOOGLE_CLOUD_PROJECT,
       databaseUrl: env.DATABASE_URL,
       jwtSigningKey: env.JWT_SIGNING_KEY,
     };
@@ -309,8 +367,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     // One line per variable: a bad number fails several checks that say the same.
     if (seen.has(name)) continue;
     seen.add(name);
+    // A cross-field check on a variable left at its default has no given value to show.
     const given =
-      issue.type === 'partial_check' && name === 'GRACEFUL_TIMEOUT_MS' ? '' : `, got ${showValue(name, input[name])}`;
+      issue.type === 'partial_check' && input[name] === undefined ? '' : `, got ${showValue(name, input[name])}`;
     problems.push(`${name}: ${issue.message}${given}`);
   }
   throw new ConfigError(problems);

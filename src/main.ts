@@ -2,6 +2,7 @@ import { type Config, ConfigError, loadConfig } from './config.js';
 import { createHealth, type Health } from './runtime/health.js';
 import type { FetchApp } from './runtime/hono-listener.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
+import { createLineWriter } from './runtime/line-writer.js';
 import { createLogger, errorFields, type Logger } from './runtime/logger.js';
 import { createNodeServer } from './runtime/node-server.js';
 
@@ -21,7 +22,12 @@ export interface AppDeps {
   onCleanup: Lifecycle['onCleanup'];
 }
 
-export type LoadApp = (deps: AppDeps) => Promise<FetchApp>;
+/** What the app hands the runtime: its fetch, and optionally per-route body limits. */
+export interface App extends FetchApp {
+  bodyLimitFor?: (method: string, url: string) => number | undefined;
+}
+
+export type LoadApp = (deps: AppDeps) => Promise<App>;
 
 export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
   const startedAt = performance.now();
@@ -33,7 +39,9 @@ export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
     process.exit(1);
   }
 
-  const log = createLogger({ level: config.logLevel });
+  const out = createLineWriter(process.stdout);
+  process.on('exit', out.flush);
+  const log = createLogger({ level: config.logLevel, write: out.write });
   const health = createHealth({ defaultTimeoutMs: config.readinessTimeoutMs });
   const lifecycle = createLifecycle({
     log,
@@ -63,7 +71,8 @@ export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
   const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup });
   const listener = app.then(async (loaded) => {
     const { createAppListener } = await import('./runtime/hono-listener.js');
-    return createAppListener(loaded);
+    server.setBodyLimits(loaded.bodyLimitFor);
+    return createAppListener(loaded, config.handlerTimeoutMs);
   });
   server.setListener(listener);
   try {

@@ -51,12 +51,12 @@ describe('loadConfig', () => {
 
   it('requires DATABASE_URL in production', () => {
     expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
-      'DATABASE_URL: required when NODE_ENV=production or on Cloud Run (K_SERVICE is set), got nothing',
+      'DATABASE_URL: is required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
     ]);
   });
 
   it('requires DATABASE_URL on Cloud Run', () => {
-    expect(problemsOf({ K_SERVICE: 'api' })[0]).toMatch(/^DATABASE_URL: required/);
+    expect(problemsOf({ K_SERVICE: 'api' })[0]).toMatch(/^DATABASE_URL: is required/);
   });
 
   it('accepts production with a database URL', () => {

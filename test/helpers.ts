@@ -90,12 +90,18 @@ export interface Reply {
 export function fetchRaw(
   port: number,
   path: string,
-  options: { method?: string; headers?: Record<string, string>; agent?: Agent | false; body?: string | Buffer } = {},
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    agent?: Agent | false;
+    body?: string | Buffer;
+    host?: string;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
-        host: '127.0.0.1',
+        host: options.host ?? '127.0.0.1',
         port,
         path,
         method: options.method ?? 'GET',

@@ -1,5 +1,7 @@
+import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Config } from '../config.js';
+import { problemNotFound, problemOnError } from '../runtime/hono-errors.js';
 import type { Logger } from '../runtime/logger.js';
 
 /**
@@ -11,8 +13,12 @@ export interface AppOptions {
   log: Logger;
 }
 
-export function createApp(_options: AppOptions) {
-  const app = new Hono();
+export type Env = { Bindings: HttpBindings };
+
+export function createApp({ log }: AppOptions) {
+  const app = new Hono<Env>();
+  app.onError(problemOnError(log));
+  app.notFound(problemNotFound(app));
   app.get('/', (c) => c.json({ name: 'runway' }));
   return app;
 }

@@ -1,16 +1,45 @@
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Listener } from './node-server.js';
+import { problemResponse } from './problem.js';
+import { stateOf } from './request-context.js';
 
 /**
- * Bridges node:http to the app's `fetch`. Imported lazily after `listen`:
- * @hono/node-server touches the global `Request` when it loads, which costs
- * about 20 ms of cold start (shared/PERF-NOTES.md), and /healthz does not
- * need it.
+ * Bridges node:http to the app's `fetch`, under the handler deadline.
+ * Imported lazily after `listen`: @hono/node-server touches the global
+ * `Request` when it loads, which costs about 20 ms of cold start
+ * (shared/PERF-NOTES.md), and /healthz does not need it.
  */
 export interface FetchApp {
-  fetch(request: Request, env: unknown): Response | Promise<Response>;
+  fetch(request: Request, env: HttpBindings): Response | Promise<Response>;
 }
 
-export function createAppListener(app: FetchApp): Listener {
-  return getRequestListener((request, env) => app.fetch(request, env));
+export function createAppListener(app: FetchApp, handlerTimeoutMs: number): Listener {
+  return getRequestListener((request, env) => {
+    const bindings = env as HttpBindings;
+    const response = app.fetch(request, bindings);
+    const state = stateOf(bindings.incoming);
+    if (!(response instanceof Promise) || !state) return response;
+    // The server's sweep calls onDeadline when the deadline passes (and
+    // aborts the request signal); the handler's late answer is dropped.
+    return new Promise<Response>((resolve, reject) => {
+      state.onDeadline = () =>
+        resolve(
+          problemResponse(
+            503,
+            { code: 'handler_timeout', detail: `the request did not complete within ${handlerTimeoutMs} ms` },
+            state.requestId,
+          ),
+        );
+      response.then(
+        (value) => {
+          state.onDeadline = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          state.onDeadline = undefined;
+          reject(error);
+        },
+      );
+    });
+  });
 }

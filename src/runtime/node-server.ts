@@ -1,9 +1,21 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { logAccess } from './access-log.js';
+import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
 import type { Drainable } from './lifecycle.js';
 import type { Logger } from './logger.js';
-import { abortRequest, attachRequestState, ClientGoneError, type RequestState } from './request-signal.js';
+import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
+import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
+import {
+  abortRequest,
+  attachRequestState,
+  ClientGoneError,
+  HandlerTimeoutError,
+  type RequestState,
+} from './request-context.js';
+import { acceptRequestId } from './request-id.js';
+import { securityHeaders } from './security-headers.js';
 
 /**
  * The node:http server and its timeouts. The seed design's four Go timeouts
@@ -20,9 +32,14 @@ import { abortRequest, attachRequestState, ClientGoneError, type RequestState } 
  * `connectionsCheckingInterval` (30 s by default, so a 5 s header timeout
  * could cut at 35 s). We sweep at a tenth of the shortest timeout instead.
  * Headers over Node's 16 KiB `maxHeaderSize` are answered 431 by Node's parser.
+ *
+ * The handler deadline (`handlerTimeoutMs`) is the other level the seed
+ * design asks for: it bounds the app's work, not the connection. When it
+ * passes, the request signal aborts and the client gets a 503 problem.
  */
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
+export type BodyLimitFor = (method: string, url: string) => number | undefined;
 
 export interface NodeServerOptions {
   host?: string | undefined;
@@ -31,6 +48,11 @@ export interface NodeServerOptions {
   readTimeoutMs: number;
   writeTimeoutMs: number;
   idleTimeoutMs: number;
+  handlerTimeoutMs: number;
+  bodyLimitBytes: number;
+  trust: Trust;
+  projectId?: string | undefined;
+  logHealthChecks: boolean;
   health: Health;
   log: Logger;
 }
@@ -40,6 +62,8 @@ export interface NodeServer extends Drainable {
   listen(signal: AbortSignal): Promise<AddressInfo>;
   /** Serve everything that is not a health probe with `listener`. Until then such requests wait. */
   setListener(listener: Listener | Promise<Listener>): void;
+  /** Per-route body limits from the app; `undefined` from it means BODY_LIMIT_BYTES. */
+  setBodyLimits(limitFor: BodyLimitFor | undefined): void;
   readonly inFlight: number;
 }
 
@@ -48,30 +72,44 @@ const READY_PATH = '/readyz';
 // After the drain deadline aborts the request signals, a handler that reacts
 // at once (a cancelled query turned into a 503) gets this long to answer.
 const ABORT_GRACE_MS = 100;
+// After a 413 the socket stays half-open this long, so the client reads our
+// answer rather than a reset, then it goes.
+const LINGER_MS = 1_000;
 
 const stateKey = Symbol('runway.state');
 const healthBody = Buffer.from('{"status":"ok"}');
 const jsonHeaders = { 'content-type': 'application/json', 'cache-control': 'no-store' };
 // Computed once: /healthz is probed often and must cost next to nothing.
 const healthHeaders = { ...jsonHeaders, 'content-length': healthBody.length };
+const securityHeaderEntries = Object.entries(securityHeaders);
+
+type StatefulResponse = ServerResponse & { [stateKey]?: RequestState };
 
 export function sweepIntervalMs(...timeoutsMs: number[]): number {
   return Math.min(1_000, Math.max(50, Math.floor(Math.min(...timeoutsMs) / 10)));
 }
 
+function isProbe(url: string): boolean {
+  return (
+    url === HEALTH_PATH || url === READY_PATH || url.startsWith(`${HEALTH_PATH}?`) || url.startsWith(`${READY_PATH}?`)
+  );
+}
+
 export function createNodeServer(options: NodeServerOptions): NodeServer {
-  const { health, log } = options;
+  const { health, log, trust } = options;
   const inFlight = new Set<RequestState>();
   let closing = false;
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
   let idleWaiter: (() => void) | undefined;
+  let bodyLimitFor: BodyLimitFor | undefined;
 
   // One shared 'close' listener, not a closure per request: it is on the hot path.
-  function onResponseClose(this: ServerResponse) {
-    const state = (this as ServerResponse & { [stateKey]?: RequestState })[stateKey] as RequestState;
+  function onResponseClose(this: StatefulResponse) {
+    const state = this[stateKey] as RequestState;
     inFlight.delete(state);
     if (!this.writableFinished) abortRequest(state, new ClientGoneError());
+    if (options.logHealthChecks || !isProbe(state.req.url ?? '')) logAccess(log, state, options.projectId);
     if (closing) {
       // A response that started before the drain went out keep-alive; its
       // socket is idle now and must not outlive the server.
@@ -81,30 +119,90 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const state = attachRequestState(req, res, Date.now());
-    (res as ServerResponse & { [stateKey]?: RequestState })[stateKey] = state;
+    const state = attachRequestState({
+      req,
+      res,
+      startedAt: Date.now(),
+      requestId: acceptRequestId(req.headers['x-request-id']),
+      trust,
+      controller: undefined,
+      abortReason: undefined,
+      onDeadline: undefined,
+    });
+    (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
     res.on('close', onResponseClose);
+    for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
+    res.setHeader('x-request-id', state.requestId);
     if (closing) res.setHeader('connection', 'close');
 
     const url = req.url ?? '';
-    if (
-      url === HEALTH_PATH ||
-      url === READY_PATH ||
-      url.startsWith(`${HEALTH_PATH}?`) ||
-      url.startsWith(`${READY_PATH}?`)
-    ) {
-      if (req.method === 'GET' || req.method === 'HEAD') {
-        if (url.startsWith(HEALTH_PATH)) return serveLiveness(req, res);
-        return void serveReadiness(req, res);
-      }
+    if ((req.method === 'GET' || req.method === 'HEAD') && isProbe(url)) {
+      if (url.startsWith(HEALTH_PATH)) return serveLiveness(req, res);
+      return void serveReadiness(req, res);
     }
+    if (announcesBody(req)) return void readThenDispatch(state);
+    dispatch(req, res);
+  };
+
+  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
     if (listener) return listener(req, res);
-    if (!pending) return sendProblem(res, 503, 'Service Unavailable', 'the application is not loaded');
+    if (!pending) return respondProblem(res, 503, { code: 'not_started', detail: 'the application is not loaded' });
     pending.then(
       (ready) => ready(req, res),
-      () => sendProblem(res, 503, 'Service Unavailable', 'the application failed to start'),
+      () => respondProblem(res, 503, { code: 'not_started', detail: 'the application failed to start' }),
     );
+  };
+
+  const limitFor = (req: IncomingMessage) =>
+    bodyLimitFor?.(req.method ?? 'GET', req.url ?? '/') ?? options.bodyLimitBytes;
+
+  const readThenDispatch = async (state: RequestState) => {
+    const { req, res } = state;
+    // Route limits come with the app: a body that arrives while it loads waits for them.
+    if (!listener && pending) await pending.catch(() => undefined);
+    const limit = limitFor(req);
+    if (declaredTooLarge(req, limit)) return refuseTooLarge(req, res, limit);
+    const outcome = await readBody(req, limit);
+    if (outcome.ok) {
+      (req as IncomingMessage & { rawBody?: Buffer }).rawBody = outcome.body;
+      return dispatch(req, res);
+    }
+    if (outcome.reason === 'too_large') refuseTooLarge(req, res, limit);
+  };
+
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
+    res.setHeader('connection', 'close');
+    // A lingering close: Node would destroy the socket right after the 413,
+    // and with the client still sending, the kernel answers with a reset that
+    // can wipe the 413 before the client reads it. Instead: send FIN and
+    // destroy after LINGER_MS, time enough for the client to read the answer.
+    // Reading nothing more also keeps memory flat: a read marks the body as
+    // consumed, so Node does not pull the rest off the wire to discard it;
+    // it waits in the kernel's buffers until the socket goes.
+    req.pause();
+    req.read(0);
+    const socket = res.socket;
+    if (socket) {
+      socket.destroySoon = () => {
+        socket.end();
+      };
+      res.once('finish', () => {
+        setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      });
+    }
+    respondProblem(res, 413, { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` });
+  };
+
+  const respondProblem = (res: ServerResponse, status: number, init: ProblemInit) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const state = (res as StatefulResponse)[stateKey];
+    const body = JSON.stringify(problemBody(status, init, state?.requestId));
+    res.writeHead(status, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   };
 
   const serveLiveness = (req: IncomingMessage, res: ServerResponse) => {
@@ -129,33 +227,53 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     onRequest,
   );
 
+  // `Expect: 100-continue`: refuse an oversized body before the client sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (!declaredTooLarge(req, limitFor(req))) res.writeContinue();
+    onRequest(req, res);
+  });
+
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const status = clientErrorStatus(error.code);
     const pendingResponse = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
     if (status && socket.writable && !pendingResponse?.headersSent) {
       log.debug('client error', { code: error.code, status });
-      const body = problemBody(status, statusTitles[status] ?? 'Bad Request', clientErrorDetail(error.code));
+      const body = JSON.stringify(problemBody(status, clientErrorProblem(error.code)));
       socket.end(
-        `HTTP/1.1 ${status} ${statusTitles[status]}\r\nContent-Type: application/problem+json\r\n` +
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy();
   });
 
-  // WriteTimeout: a sweep over the requests in flight, not a timer per request.
-  const writeSweep = setInterval(() => {
-    const expired = Date.now() - options.writeTimeoutMs;
-    for (const state of inFlight) {
-      if (state.startedAt <= expired) {
-        log.warn('write timeout, closing connection', { writeTimeoutMs: options.writeTimeoutMs });
-        abortRequest(state, new Error(`write timeout of ${options.writeTimeoutMs} ms`));
-        state.res.destroy();
+  // Write timeout and handler deadline: one sweep over the requests in flight,
+  // not two timers per request.
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const state of inFlight) {
+        const age = now - state.startedAt;
+        if (state.onDeadline && age >= options.handlerTimeoutMs) {
+          const answer = state.onDeadline;
+          state.onDeadline = undefined;
+          abortRequest(state, new HandlerTimeoutError(options.handlerTimeoutMs));
+          answer();
+        }
+        if (age >= options.writeTimeoutMs) {
+          log.warn('write timeout, closing connection', {
+            requestId: state.requestId,
+            writeTimeoutMs: options.writeTimeoutMs,
+          });
+          abortRequest(state, new Error(`write timeout of ${options.writeTimeoutMs} ms`));
+          state.res.destroy();
+        }
       }
-    }
-  }, sweepIntervalMs(options.writeTimeoutMs));
-  writeSweep.unref();
-  server.once('close', () => clearInterval(writeSweep));
+    },
+    sweepIntervalMs(options.writeTimeoutMs, options.handlerTimeoutMs),
+  );
+  sweep.unref();
+  server.once('close', () => clearInterval(sweep));
 
   const waitForInFlight = (timeoutMs: number) =>
     new Promise<boolean>((resolve) => {
@@ -200,6 +318,9 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
         () => {},
       );
     },
+    setBodyLimits(limitFor) {
+      bodyLimitFor = limitFor;
+    },
     stopAccepting() {
       closing = true;
       // Requests already read but not yet answered go out with Connection: close.
@@ -220,15 +341,6 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   };
 }
 
-const statusTitles: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  413: 'Content Too Large',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
 function clientErrorStatus(code: string | undefined): number | undefined {
   if (code === 'ECONNRESET' || code === 'EPIPE') return undefined;
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
@@ -236,22 +348,11 @@ function clientErrorStatus(code: string | undefined): number | undefined {
   return 400;
 }
 
-function clientErrorDetail(code: string | undefined): string {
-  if (code === 'HPE_HEADER_OVERFLOW') return 'the request headers are larger than the server accepts';
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'the request was not received in time';
-  return 'the request is not valid HTTP/1.1';
-}
-
-export function problemBody(status: number, title: string, detail: string): string {
-  return JSON.stringify({ type: 'about:blank', title, status, detail });
-}
-
-export function sendProblem(res: ServerResponse, status: number, title: string, detail: string) {
-  if (res.headersSent) {
-    res.destroy();
-    return;
+function clientErrorProblem(code: string | undefined): ProblemInit {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return { code: 'headers_too_large', detail: 'the request headers are larger than the server accepts' };
   }
-  const body = problemBody(status, title, detail);
-  res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return { code: 'request_timeout', detail: 'the request was not received in time' };
+  return { code: 'bad_request', detail: 'the request is not valid HTTP/1.1' };
 }

@@ -45,7 +45,7 @@ describe('connection timeouts on a real socket', () => {
   });
 
   it('destroys the socket of a client that never reads a large response, at the write timeout', async () => {
-    const server = await startFixture({ WRITE_TIMEOUT_MS: '1000' });
+    const server = await startFixture({ WRITE_TIMEOUT_MS: '1000', HANDLER_TIMEOUT_MS: '500' });
     const conn = await rawConnect(server.port);
     conn.socket.pause();
     conn.socket.write('GET /big?mb=64 HTTP/1.1\r\nHost: x\r\n\r\n');
