@@ -28,6 +28,8 @@ interface Program {
 const programs: Program[] = [
   { name: 'bare node:http', file: BARE },
   { name: 'runway bundle', file: BUNDLE, env: { LOG_LEVEL: 'warn' } },
+  // Access logs on, read through a pipe as Cloud Run and Kubernetes read stdout.
+  { name: 'runway bundle, access log on', file: BUNDLE, env: { LOG_LEVEL: 'info' } },
 ];
 
 function freePort(): Promise<number> {
@@ -53,10 +55,12 @@ function get(port: number, path: string): Promise<number> {
 }
 
 function start(program: Program, port: number, node = process.execPath) {
-  return spawn(node, [program.file], {
+  const child = spawn(node, [program.file], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
-    stdio: 'ignore',
+    stdio: ['ignore', 'pipe', 'ignore'],
   });
+  child.stdout?.resume();
+  return child;
 }
 
 async function waitFor200(port: number, path: string, deadlineMs: number) {
@@ -189,11 +193,12 @@ const cold: Record<string, number[]> = Object.fromEntries(coldCases.map((c) => [
 for (let i = 0; i < SPAWNS; i++) {
   for (const c of coldCases) cold[c.name]?.push(await coldStart(c.program, c.path, c.node));
 }
-const [bare, ours, oursApp] = (await rounds([
+const [bare, ours, oursApp, oursLogged] = (await rounds([
   { program: programs[0] as Program, path: '/healthz' },
   { program: programs[1] as Program, path: '/healthz' },
   { program: programs[1] as Program, path: '/' },
-])) as [Measured, Measured, Measured];
+  { program: programs[2] as Program, path: '/' },
+])) as [Measured, Measured, Measured, Measured];
 const configFailMs = quantile(
   Array.from({ length: 5 }, () => configFailureMs()),
   0.5,
@@ -249,6 +254,20 @@ const rows = [
     pass: undefined,
   },
   { metric: 'GET / through Hono, p99 (ms)', bare: bare.p99Ms, runway: oursApp.p99Ms, target: '', pass: undefined },
+  {
+    metric: 'GET / through Hono, access log on, req/s',
+    bare: bare.rps,
+    runway: oursLogged.rps,
+    target: '(report)',
+    pass: undefined,
+  },
+  {
+    metric: 'access log cost: req/s with it on / off',
+    bare: oursApp.rps,
+    runway: oursLogged.rps,
+    target: '(report)',
+    pass: undefined,
+  },
   {
     metric: 'idle RSS (MB)',
     bare: bare.idleRssMb,

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { onTestFinished } from 'vitest';
 
 export type LogLine = Record<string, unknown> & { severity: string; message: string };
@@ -33,6 +33,7 @@ export function spawnProgram(program: string, env: Record<string, string>, args:
 
 /** Starts the fixture server on an ephemeral port; resolves once it logged `waitFor`. */
 export async function startFixture(env: Record<string, string> = {}, waitFor = 'started'): Promise<Fixture> {
+  if (waitFor === 'none' && !env.PORT) env = { ...env, PORT: String(await freePort()) };
   const { proc, exited } = spawnProgram(FIXTURE, { PORT: '0', HOST: '127.0.0.1', ...env });
   const logs: LogLine[] = [];
   let stderr = '';
@@ -76,6 +77,16 @@ export async function startFixture(env: Record<string, string> = {}, waitFor = '
       });
     });
 
+  if (waitFor === 'none') {
+    // Quiet log levels never print the listening line: find the port by polling.
+    const port = Number(env.PORT);
+    if (!port) throw new Error("waitFor 'none' needs an explicit PORT");
+    for (let tries = 0; !(await canConnect(port)); tries++) {
+      if (tries > 500 || proc.exitCode !== null) throw new Error(`not listening on ${port}; stderr: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return { port, proc, logs, stderr: () => stderr, waitForLog, exited };
+  }
   const listening = await waitForLog((line) => line.message === 'listening', 'listening');
   if (waitFor !== 'listening') await waitForLog((line) => line.message === waitFor, waitFor);
   return { port: listening.port as number, proc, logs, stderr: () => stderr, waitForLog, exited };
@@ -156,5 +167,16 @@ export function canConnect(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
   });
 }

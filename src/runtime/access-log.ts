@@ -11,8 +11,13 @@ import { traceFields } from './trace.js';
 export function logAccess(log: Logger, state: RequestState, projectId: string | undefined) {
   const { req, res } = state;
   const status = res.writableFinished ? res.statusCode : 499;
+  const level = status >= 500 ? 'error' : status >= 400 && status !== 499 ? 'warn' : 'info';
+  // Build nothing for a line the level filters out.
+  if (!log.enabled(level)) return;
   const latencyS = (Date.now() - state.startedAt) / 1000;
-  const responseSize = res.getHeader('content-length');
+  // @hono/node-server may set the length through Node's internal field, not a header.
+  const responseSize =
+    res.getHeader('content-length') ?? (res as { _contentLength?: number | null })._contentLength ?? undefined;
   const entry = {
     requestId: state.requestId,
     httpRequest: {
@@ -29,9 +34,7 @@ export function logAccess(log: Logger, state: RequestState, projectId: string | 
     ...traceFields(projectId, header(req.headers.traceparent), header(req.headers['x-cloud-trace-context'])),
   };
   // Cloud Logging shows the httpRequest summary; the message stays a constant.
-  if (status >= 500) log.error('request', entry);
-  else if (status >= 400 && status !== 499) log.warn('request', entry);
-  else log.info('request', entry);
+  log[level]('request', entry);
 }
 
 function header(value: string | string[] | undefined): string | undefined {
