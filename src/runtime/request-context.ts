@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientIp, type Trust } from './client-ip.js';
+import type { Logger } from './logger.js';
 
 /**
  * What the runtime knows about one request, and the helpers the app uses to
- * read it: `signalOf(c)`, `requestIdOf(c)`, `clientIpOf(c)`. The AbortSignal
+ * read it: `signalOf(c)`, `requestIdOf(c)`, `clientIpOf(c)`, `loggerOf(c)`. The AbortSignal
  * fires when the client goes away, the handler deadline passes, or the drain
  * deadline is reached. Its controller is made only when a handler asks for
  * it: most requests never do, and an AbortController per request is
@@ -18,6 +19,7 @@ export interface RequestState {
   startedAt: number;
   requestId: string;
   trust: Trust;
+  log: Logger;
   controller: AbortController | undefined;
   abortReason: unknown;
   /** Set by the app bridge while a handler runs: answers 503 when the deadline passes. */
@@ -87,4 +89,10 @@ export function clientIpOf(c: WithIncoming): string {
 
 export function clientIpOfState(state: RequestState): string {
   return clientIp(state.req.socket.remoteAddress, state.req.headers['x-forwarded-for'], state.trust);
+}
+
+/** A logger whose every line carries this request's id. */
+export function loggerOf(c: WithIncoming): Logger {
+  const state = requireState(c);
+  return state.log.child({ requestId: state.requestId });
 }

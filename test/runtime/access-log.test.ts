@@ -101,8 +101,10 @@ describe('access log', () => {
   it('logs a client that went away as status 499', async () => {
     const server = await startFixture();
     const conn = await rawConnect(server.port);
-    conn.socket.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\n');
-    await server.waitForLog((l) => l.message === 'hang request started');
+    conn.socket.write('GET /hang HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-1\r\n\r\n');
+    // The app's own lines carry the request id too (loggerOf).
+    const started = await server.waitForLog((l) => l.message === 'hang request started');
+    expect(started).toMatchObject({ requestId: 'gone-1', requestIdSeen: 'gone-1' });
     conn.socket.destroy();
     await server.waitForLog((l) => l.message === 'request');
     const lines = accessLines(server.logs);

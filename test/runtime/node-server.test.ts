@@ -75,6 +75,7 @@ describe('connection timeouts on a real socket', () => {
     expect(conn.received()).toMatch(/^HTTP\/1\.1 431 /);
     const body = conn.received().split('\r\n\r\n')[1] ?? '';
     expect(JSON.parse(body)).toMatchObject({ status: 431, title: 'Request Header Fields Too Large' });
+    expect(conn.received()).toContain('x-content-type-options: nosniff');
   });
 
   it('answers a malformed request line with a 400 problem', async () => {
