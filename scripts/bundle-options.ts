@@ -8,5 +8,7 @@ export const bundleOptions = {
   target: 'node20',
   // See src/runtime/http2-stub.ts for the measured reason.
   alias: { 'node:http2': './src/runtime/http2-stub.ts' },
+  // Migrations ship inside the bundle.
+  loader: { '.sql': 'text' },
   logLevel: 'warning',
 } satisfies BuildOptions;

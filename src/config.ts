@@ -183,6 +183,28 @@ export const EnvSchema = v.object({
       doc('Postgres connection URL. Required when `NODE_ENV=production` or on Cloud Run.', { secret: true }),
     ),
   ),
+  DB_POOL_MAX: v.optional(v.pipe(integer(1, 1000), doc('Most connections the pool opens.')), '10'),
+  DB_CONNECT_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Bound on opening one database connection.')), '5000'),
+  DB_IDLE_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('An idle pooled connection is closed after this long.')),
+    '60000',
+  ),
+  DB_MAX_LIFETIME_MS: v.optional(
+    v.pipe(milliseconds(), doc('A pooled connection is replaced after this long (failovers, rotated credentials).')),
+    '1800000',
+  ),
+  DB_STATEMENT_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Server-side `statement_timeout` of every connection. Below HANDLER_TIMEOUT_MS.')),
+    '20000',
+  ),
+  MIGRATE_ON_START: v.optional(
+    v.pipe(
+      v.picklist(['true', 'false'], 'expected true or false'),
+      v.transform((value) => value === 'true'),
+      doc('Apply pending migrations at startup (local runs; production uses a one-off `migrate` job).'),
+    ),
+    'false',
+  ),
   JWT_SIGNING_KEY: v.optional(
     v.pipe(signingKey, doc('HS256 key for bearer tokens, at least 32 bytes.', { secret: true })),
   ),
@@ -239,6 +261,15 @@ export const ConfigSchema = v.pipe(
       'must not exceed READ_TIMEOUT_MS (the header read is part of the request read)',
     ),
     ['READ_HEADER_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['DB_STATEMENT_TIMEOUT_MS'], ['HANDLER_TIMEOUT_MS'], ['DATABASE_URL']],
+      (env) => env.DATABASE_URL === undefined || env.DB_STATEMENT_TIMEOUT_MS < env.HANDLER_TIMEOUT_MS,
+      // A statement the server still runs after the handler gave up is wasted work.
+      'must be shorter than HANDLER_TIMEOUT_MS',
+    ),
+    ['DB_STATEMENT_TIMEOUT_MS'],
   ),
   v.forward(
     v.partialCheck(
@@ -303,6 +334,14 @@ export const ConfigSchema = v.pipe(
       projectId: env.GOOGLE_CLOUD_PROJECT,
       databaseUrl: env.DATABASE_URL,
       jwtSigningKey: env.JWT_SIGNING_KEY,
+      db: {
+        poolMax: env.DB_POOL_MAX,
+        connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: env.DB_IDLE_TIMEOUT_MS,
+        maxLifetimeMs: env.DB_MAX_LIFETIME_MS,
+        statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+      },
+      migrateOnStart: env.MIGRATE_ON_START,
     };
   }),
 );

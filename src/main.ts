@@ -29,7 +29,10 @@ export interface App extends FetchApp {
 
 export type LoadApp = (deps: AppDeps) => Promise<App>;
 
-export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
+/** One-off commands, `node dist/server.js NAME`: they run and exit, nothing listens. */
+export type Command = (deps: { config: Config; log: Logger }) => Promise<void>;
+
+export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; commands?: Record<string, Command> }) {
   const startedAt = performance.now();
   let config: Config;
   try {
@@ -42,6 +45,22 @@ export async function main({ loadApp }: { loadApp: LoadApp }): Promise<void> {
   const out = createLineWriter(process.stdout);
   process.on('exit', out.flush);
   const log = createLogger({ level: config.logLevel, write: out.write });
+
+  const commandName = process.argv[2];
+  if (commandName !== undefined) {
+    const command = commands[commandName];
+    if (!command) {
+      log.error('unknown command', { command: commandName, known: Object.keys(commands) });
+      process.exit(2);
+    }
+    try {
+      await command({ config, log });
+      process.exit(0);
+    } catch (error) {
+      log.error('command failed', { command: commandName, ...errorFields(error) });
+      process.exit(1);
+    }
+  }
   const health = createHealth({ defaultTimeoutMs: config.readinessTimeoutMs });
   const lifecycle = createLifecycle({
     log,

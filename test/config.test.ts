@@ -129,6 +129,14 @@ describe('loadConfig', () => {
   });
 });
 
+describe('database settings', () => {
+  it('rejects a statement timeout at or above the handler deadline when a database is configured', () => {
+    const env = { DATABASE_URL: 'postgres://db/app', HANDLER_TIMEOUT_MS: '5000', DB_STATEMENT_TIMEOUT_MS: '5000' };
+    expect(problemsOf(env)[0]).toMatch(/^DB_STATEMENT_TIMEOUT_MS: must be shorter than HANDLER_TIMEOUT_MS/);
+    expect(loadConfig({ ...env, DB_STATEMENT_TIMEOUT_MS: '4000' }).db.statementTimeoutMs).toBe(4000);
+  });
+});
+
 describe('redaction of DATABASE_URL', () => {
   it('hides a password passed in the query string', () => {
     const problems = problemsOf({ DATABASE_URL: 'mysql://db/app?password=hunter2secret' });

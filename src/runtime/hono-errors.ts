@@ -22,9 +22,14 @@ function idOf(c: Context): string | undefined {
   }
 }
 
-export function problemOnError(log: Logger) {
-  return function onError(error: Error, c: Context): Response {
+/**
+ * `mapError` turns errors the app knows (a database that is down) into a
+ * problem; anything it returns undefined for is handled as below.
+ */
+export function problemOnError(log: Logger, mapError?: (error: unknown) => HttpProblem | undefined) {
+  return function onError(thrown: Error, c: Context): Response {
     const requestId = idOf(c);
+    const error = mapError?.(thrown) ?? thrown;
     if (error instanceof HttpProblem) {
       const { status, code, message: detail, errors, headers } = error;
       return problemResponse(status, { code, detail, errors, headers }, requestId);

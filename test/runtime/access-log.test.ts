@@ -32,6 +32,7 @@ describe('access log', () => {
     expect(Number.isNaN(Date.parse(line.time as string))).toBe(false);
     expect((line.httpRequest as { latency: string }).latency).toMatch(/^\d+\.\d{3}s$/);
     expect(accessLines(server.logs)).toHaveLength(1);
+    expect(server.logs.filter((l) => l.severity === 'NOT_JSON')).toEqual([]);
   });
 
   it('builds the trace field from traceparent when the project id is known', async () => {

@@ -1,0 +1,9 @@
+import type { Migration } from '../migrate.js';
+import notes from './0001_notes.sql';
+
+/**
+ * Every migration, in order. The SQL files are bundled into the artifact as
+ * text (esbuild's text loader), so `node dist/server.js migrate` needs no
+ * files beside it. A test fails when a .sql file here is missing from this list.
+ */
+export const migrations: Migration[] = [{ name: '0001_notes.sql', sql: notes }];

@@ -1,0 +1,91 @@
+import { readdirSync } from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { checksum, type Migration, MigrationError, migrate } from '../../src/db/migrate.js';
+import { migrations } from '../../src/db/migrations/index.js';
+import { createDb } from '../../src/db/pool.js';
+import { createLogger } from '../../src/runtime/logger.js';
+import { freshSchema, urlWithSchema } from '../db-helpers.js';
+
+const log = createLogger({ level: 'error' });
+
+function dbIn(schema: string) {
+  const db = createDb({
+    url: urlWithSchema(schema),
+    poolMax: 4,
+    connectTimeoutMs: 5_000,
+    idleTimeoutMs: 10_000,
+    maxLifetimeMs: 60_000,
+    statementTimeoutMs: 10_000,
+    log,
+  });
+  onTestFinished(() => db.end(1_000));
+  return db;
+}
+
+const sample: Migration[] = [
+  { name: '0001_a.sql', sql: 'create table a (id int primary key);' },
+  { name: '0002_b.sql', sql: 'create table b (id int primary key); insert into b values (1);' },
+];
+
+describe('migrations', () => {
+  it('applies every migration to a fresh database and records each with its checksum', async () => {
+    const db = dbIn(await freshSchema());
+    expect(await migrate(db.sql, sample, log)).toEqual(['0001_a.sql', '0002_b.sql']);
+    const rows = await db.sql`select name, checksum from runway_migrations order by name`;
+    expect(rows).toEqual([
+      { name: '0001_a.sql', checksum: checksum(sample[0]?.sql ?? '') },
+      { name: '0002_b.sql', checksum: checksum(sample[1]?.sql ?? '') },
+    ]);
+    expect(await db.sql`select id from b`).toEqual([{ id: 1 }]);
+  });
+
+  it('does nothing on a second run', async () => {
+    const db = dbIn(await freshSchema());
+    await migrate(db.sql, sample, log);
+    expect(await migrate(db.sql, sample, log)).toEqual([]);
+  });
+
+  it('applies only what is new', async () => {
+    const db = dbIn(await freshSchema());
+    await migrate(db.sql, sample.slice(0, 1), log);
+    expect(await migrate(db.sql, sample, log)).toEqual(['0002_b.sql']);
+  });
+
+  it('lets two migrators started together apply each migration exactly once', async () => {
+    const schema = await freshSchema();
+    const first = dbIn(schema);
+    const second = dbIn(schema);
+    const slow: Migration[] = [{ name: '0001_slow.sql', sql: 'select pg_sleep(0.5); create table slow (id int);' }];
+    const [a, b] = await Promise.all([migrate(first.sql, slow, log), migrate(second.sql, slow, log)]);
+    expect([...a, ...b]).toEqual(['0001_slow.sql']);
+    expect(await first.sql`select count(*)::int as n from runway_migrations`).toEqual([{ n: 1 }]);
+  });
+
+  it('refuses an applied migration that was edited, naming the file', async () => {
+    const db = dbIn(await freshSchema());
+    await migrate(db.sql, sample, log);
+    const edited = [sample[0] as Migration, { name: '0002_b.sql', sql: 'create table b (id bigint primary key);' }];
+    await expect(migrate(db.sql, edited, log)).rejects.toThrow(MigrationError);
+    await expect(migrate(db.sql, edited, log)).rejects.toThrow(/0002_b\.sql was edited/);
+  });
+
+  it('rolls a failing migration back and names it', async () => {
+    const db = dbIn(await freshSchema());
+    const broken: Migration[] = [
+      { name: '0001_ok.sql', sql: 'create table ok (id int);' },
+      { name: '0002_broken.sql', sql: 'create table half (id int); select * from missing_table;' },
+    ];
+    await expect(migrate(db.sql, broken, log)).rejects.toThrow(/0002_broken\.sql failed/);
+    expect(await db.sql`select name from runway_migrations`).toEqual([{ name: '0001_ok.sql' }]);
+    expect(await db.sql`select to_regclass('half') as t`).toEqual([{ t: null }]);
+  });
+
+  it('ships every .sql file of src/db/migrations, in order, and they apply cleanly', async () => {
+    const files = readdirSync('src/db/migrations')
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
+    expect(migrations.map((m) => m.name)).toEqual(files);
+    const db = dbIn(await freshSchema());
+    expect(await migrate(db.sql, migrations, log)).toEqual(files);
+  });
+});
