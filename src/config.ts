@@ -206,8 +206,13 @@ export const EnvSchema = v.object({
     'false',
   ),
   JWT_SIGNING_KEY: v.optional(
-    v.pipe(signingKey, doc('HS256 key for bearer tokens, at least 32 bytes.', { secret: true })),
+    v.pipe(
+      signingKey,
+      doc('HS256 key for bearer tokens, at least 32 bytes. Without it the notes API answers 503.', { secret: true }),
+    ),
   ),
+  JWT_ISSUER: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `iss`.'))),
+  JWT_AUDIENCE: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `aud`.'))),
   K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
   ECS_CONTAINER_METADATA_URI_V4: v.optional(
     v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),
@@ -334,6 +339,8 @@ export const ConfigSchema = v.pipe(
       projectId: env.GOOGLE_CLOUD_PROJECT,
       databaseUrl: env.DATABASE_URL,
       jwtSigningKey: env.JWT_SIGNING_KEY,
+      jwtIssuer: env.JWT_ISSUER,
+      jwtAudience: env.JWT_AUDIENCE,
       db: {
         poolMax: env.DB_POOL_MAX,
         connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,

@@ -28,6 +28,6 @@ describe('README configuration table', () => {
       default: value,
       secret,
     }));
-    expect(readmeTable()).toEqual(fromSchema);
+    expect(readmeTable(), 'README is out of date: run npm run docs:config').toEqual(fromSchema);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { onTestFinished } from 'vitest';
+import { afterAll, onTestFinished } from 'vitest';
 
 /** TEST_DATABASE_URL when set (CI: the local PostgreSQL), else the machine's local server. */
 export function testDatabaseUrl(): string {
@@ -31,4 +31,16 @@ export function urlWithSchema(schema: string): string {
   const url = new URL(testDatabaseUrl());
   url.searchParams.set('search_path', schema);
   return url.href;
+}
+
+/** A fresh schema for a whole test file (beforeAll), dropped when the worker ends. */
+export async function freshSchemaForFile(): Promise<string> {
+  const schema = `f_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  const sql = postgres(testDatabaseUrl(), { max: 1, onnotice: () => {} });
+  await sql.unsafe(`create schema ${schema}`);
+  afterAll(async () => {
+    await sql.unsafe(`drop schema ${schema} cascade`);
+    await sql.end({ timeout: 1 });
+  });
+  return schema;
 }

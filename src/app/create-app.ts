@@ -1,10 +1,13 @@
-import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Config } from '../config.js';
 import { databaseProblem } from '../db/errors.js';
 import type { Db } from '../db/pool.js';
 import { problemNotFound, problemOnError } from '../runtime/hono-errors.js';
 import type { Logger } from '../runtime/logger.js';
+import { HttpProblem } from '../runtime/problem.js';
+import { bearerAuth } from './auth.js';
+import type { Env } from './env.js';
+import { notesRoutes } from './notes/routes.js';
 
 /**
  * The application: routes only. It receives what it needs and has no side
@@ -17,12 +20,23 @@ export interface AppOptions {
   db: Db | undefined;
 }
 
-export type Env = { Bindings: HttpBindings };
-
-export function createApp({ log }: AppOptions) {
+export function createApp({ config, log, db }: AppOptions) {
   const app = new Hono<Env>();
   app.onError(problemOnError(log, databaseProblem));
   app.notFound(problemNotFound(app));
   app.get('/', (c) => c.json({ name: 'runway' }));
+
+  if (db && config.jwtSigningKey) {
+    app.use(
+      '/v1/*',
+      bearerAuth({ signingKey: config.jwtSigningKey, issuer: config.jwtIssuer, audience: config.jwtAudience }),
+    );
+    app.route('/v1/notes', notesRoutes(db));
+  } else {
+    const missing = db ? 'JWT_SIGNING_KEY' : 'DATABASE_URL';
+    app.all('/v1/*', () => {
+      throw new HttpProblem(503, { code: 'not_configured', detail: `the API needs ${missing}` });
+    });
+  }
   return app;
 }

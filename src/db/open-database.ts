@@ -30,7 +30,10 @@ export async function openDatabase({ config, log, health, onCleanup }: DatabaseD
   const db = poolFor(config, log, config.databaseUrl);
   health.register('db', (signal) => db.ping(signal));
   onCleanup('db', () => db.end(config.cleanupTimeoutMs));
-  if (config.migrateOnStart) await migrate(db.sql, migrations, log);
+  if (config.migrateOnStart) {
+    const applied = await migrate(db.sql, migrations, log);
+    log.info('migrations up to date', { applied: applied.length, total: migrations.length });
+  }
   return db;
 }
 

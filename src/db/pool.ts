@@ -60,7 +60,7 @@ export function createDb(options: DbOptions): Db {
  * client left, the handler deadline passed, the drain deadline hit) the query
  * is cancelled on the server with a CancelRequest, not just abandoned here.
  */
-export function withSignal<T extends postgres.PendingQuery<postgres.Row[]>>(
+export function withSignal<T extends PromiseLike<unknown> & { cancel(): unknown }>(
   query: T,
   signal?: AbortSignal,
 ): Promise<Awaited<T>> {

@@ -67,9 +67,18 @@ function requireState(c: WithIncoming): RequestState {
   return state;
 }
 
-/** The request's AbortSignal: pass it to every query and fetch the handler awaits. */
-export function signalOf(c: WithIncoming): AbortSignal {
-  const state = requireState(c);
+/**
+ * The request's AbortSignal: pass it to every query and fetch the handler
+ * awaits. Outside the runway server (`app.request()` in a test) it is the
+ * Web request's own signal.
+ */
+export function signalOf(c: WithIncoming & { req?: { raw: Request } }): AbortSignal {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const state = incoming && stateOf(incoming);
+  if (!state) {
+    if (c.req) return c.req.raw.signal;
+    throw new Error('this request was not served by the runway server');
+  }
   if (!state.controller) {
     state.controller = new AbortController();
     if (state.abortReason !== undefined) state.controller.abort(state.abortReason);

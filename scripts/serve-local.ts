@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+
+/**
+ * Runs the server for `npm start` and `npm run dev`. Without DATABASE_URL
+ * outside production it first starts the embedded Postgres (persisted under
+ * .data/), has the server migrate it, and says so in one warning line. In
+ * production without DATABASE_URL nothing is started for it: the server
+ * refuses to start, as it must. Signals are passed on, so Ctrl-C drains the
+ * server as SIGTERM would. Resolves with the server's exit code.
+ */
+export async function serveLocally(nodeArgs: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...extraEnv, ...process.env };
+  let embedded: EmbeddedPostgres | undefined;
+  if (!env.DATABASE_URL && env.NODE_ENV !== 'production' && !env.K_SERVICE) {
+    embedded = await startEmbeddedPostgres();
+    env.DATABASE_URL = embedded.url;
+    env.DB_POOL_MAX = '1';
+    env.MIGRATE_ON_START ??= 'true';
+    console.log(
+      JSON.stringify({
+        severity: 'WARNING',
+        message: 'no DATABASE_URL: using the embedded Postgres in .data/pglite (local runs only)',
+        time: new Date().toISOString(),
+      }),
+    );
+  }
+
+  // Its own process group: a Ctrl-C reaches the server once, through us, not
+  // twice (terminal and us), which it would take as "exit now".
+  const child = spawn(process.execPath, nodeArgs, { stdio: 'inherit', env, detached: true });
+  let lastForward = 0;
+  const forward = (signal: NodeJS.Signals) => {
+    // npm and the terminal may both deliver the same Ctrl-C to us.
+    if (Date.now() - lastForward < 250) return;
+    lastForward = Date.now();
+    child.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((resolve) =>
+    child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))),
+  );
+  await embedded?.stop();
+  return code;
+}

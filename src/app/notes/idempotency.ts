@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { type Sql, withSignal } from '../../db/pool.js';
+
+/**
+ * `Idempotency-Key` for POST: the first request with a key does the work and
+ * stores its answer in the same transaction; a retry with the same key and
+ * the same body gets that answer again; the same key with another body is a
+ * conflict. Two requests racing with one key meet at the primary key of
+ * `idempotency_keys`: the second waits for the first to commit, then replays.
+ */
+
+export interface StoredResponse<T> {
+  status: number;
+  body: T;
+}
+
+export type Outcome<T> = { kind: 'fresh' | 'replayed'; response: StoredResponse<T> } | { kind: 'conflict' };
+
+export function fingerprint(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
+
+export async function once<T>(
+  sql: Sql,
+  scope: { owner: string; key: string; requestHash: string },
+  work: (tx: Sql) => Promise<StoredResponse<T>>,
+  signal: AbortSignal,
+): Promise<Outcome<T>> {
+  const { owner, key, requestHash } = scope;
+  return (await sql.begin(async (tx) => {
+    const claimed = await withSignal(
+      tx`insert into idempotency_keys (owner, key, request_hash) values (${owner}, ${key}, ${requestHash})
+         on conflict do nothing returning key`,
+      signal,
+    );
+    if (claimed.length > 0) {
+      const response = await work(tx as unknown as Sql);
+      await withSignal(
+        tx`update idempotency_keys set status = ${response.status}, response = ${tx.json(response.body as never)}
+           where owner = ${owner} and key = ${key}`,
+        signal,
+      );
+      return { kind: 'fresh', response };
+    }
+    const [row] = await withSignal(
+      tx<{ request_hash: string; status: number; response: T }[]>`
+        select request_hash, status, response from idempotency_keys where owner = ${owner} and key = ${key}`,
+      signal,
+    );
+    if (!row || row.request_hash !== requestHash) return { kind: 'conflict' };
+    return { kind: 'replayed', response: { status: row.status, body: row.response } };
+  })) as Outcome<T>;
+}

@@ -1,0 +1,139 @@
+import { Hono } from 'hono';
+import * as v from 'valibot';
+import type { Db } from '../../db/pool.js';
+import { readJson, validate } from '../../runtime/json-body.js';
+import { HttpProblem } from '../../runtime/problem.js';
+import { signalOf } from '../../runtime/request-context.js';
+import type { Env } from '../env.js';
+import { fingerprint, once } from './idempotency.js';
+import { IdempotencyKey, ListQuery, NoteId, NoteInput, NotePatch } from './schema.js';
+import { createNoteStore, type Note, type StoredNote } from './store.js';
+
+/**
+ * The notes API: every production habit on a small resource. The caller's
+ * `sub` owns the notes; another owner's note is 404, never 403, so ids do
+ * not leak existence.
+ */
+
+const notFound = () => new HttpProblem(404, { code: 'note_not_found', detail: 'no such note' });
+const preconditionFailed = () =>
+  new HttpProblem(412, { code: 'precondition_failed', detail: 'the note changed since the version in If-Match' });
+
+const etagOf = (version: string) => `"v${version}"`;
+
+/** The version named by If-Match, `undefined` for none or `*` (any version will do). */
+function expectedVersion(header: string | undefined): string | undefined {
+  if (!header || header.trim() === '*') return undefined;
+  const match = /^(?:W\/)?"v(\d{1,20})"$/.exec(header.trim());
+  // An ETag we never issued cannot match anything.
+  return match ? (match[1] as string) : 'none';
+}
+
+function parseId(id: string): string {
+  // Ids are opaque: a malformed one names no note.
+  if (!v.is(NoteId, id)) throw notFound();
+  return id;
+}
+
+function encodeCursor(stored: StoredNote): string {
+  return Buffer.from(JSON.stringify([stored.createdUs, stored.note.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdUs: string; id: string } {
+  try {
+    const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdUs === 'string' && /^\d{1,20}$/.test(createdUs) && typeof id === 'string' && v.is(NoteId, id)) {
+      return { createdUs, id };
+    }
+  } catch {}
+  throw new HttpProblem(400, { code: 'invalid_cursor', detail: 'cursor is not valid; start from the first page' });
+}
+
+export function notesRoutes(db: Db) {
+  const store = createNoteStore(db.sql);
+  const app = new Hono<Env>();
+
+  app.post('/', async (c) => {
+    const input = await readJson(c, NoteInput);
+    const owner = c.get('userId');
+    const signal = signalOf(c);
+    const keyHeader = c.req.header('idempotency-key');
+    if (keyHeader === undefined) {
+      const stored = await store.insert(owner, input, signal);
+      return created(c, stored.note, stored.version, false);
+    }
+    const key = validate(IdempotencyKey, keyHeader);
+    const outcome = await once<{ note: Note; version: string }>(
+      db.sql,
+      { owner, key, requestHash: fingerprint(input) },
+      async (tx) => {
+        const stored = await store.insert(owner, input, signal, tx);
+        return { status: 201, body: { note: stored.note, version: stored.version } };
+      },
+      signal,
+    );
+    if (outcome.kind === 'conflict') {
+      throw new HttpProblem(422, {
+        code: 'idempotency_key_reused',
+        detail: 'this Idempotency-Key was used with a different request body',
+      });
+    }
+    const { note, version } = outcome.response.body;
+    return created(c, note, version, outcome.kind === 'replayed');
+  });
+
+  app.get('/', async (c) => {
+    const query = validate(ListQuery, c.req.query());
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const page = await store.list(c.get('userId'), query.limit, after, signalOf(c));
+    const last = page.items.at(-1);
+    return c.json({ items: page.items.map((s) => s.note), nextCursor: page.more && last ? encodeCursor(last) : null });
+  });
+
+  app.get('/:id', async (c) => {
+    const stored = await store.get(c.get('userId'), parseId(c.req.param('id')), signalOf(c));
+    if (!stored) throw notFound();
+    const etag = etagOf(stored.version);
+    c.header('etag', etag);
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304);
+    return c.json(stored.note);
+  });
+
+  app.patch('/:id', async (c) => {
+    const id = parseId(c.req.param('id'));
+    const patch = await readJson(c, NotePatch);
+    const result = await store.update(
+      c.get('userId'),
+      id,
+      patch,
+      expectedVersion(c.req.header('if-match')),
+      signalOf(c),
+    );
+    if (result === false) throw preconditionFailed();
+    if (!result) throw notFound();
+    c.header('etag', etagOf(result.version));
+    return c.json(result.note);
+  });
+
+  app.delete('/:id', async (c) => {
+    const id = parseId(c.req.param('id'));
+    const result = await store.remove(c.get('userId'), id, expectedVersion(c.req.header('if-match')), signalOf(c));
+    if (result === false) throw preconditionFailed();
+    if (!result) throw notFound();
+    return c.body(null, 204);
+  });
+
+  return app;
+}
+
+function created(
+  c: { header(name: string, value: string): void; json(body: unknown, status: 201): Response },
+  note: Note,
+  version: string,
+  replayed: boolean,
+) {
+  c.header('location', `/v1/notes/${note.id}`);
+  c.header('etag', etagOf(version));
+  if (replayed) c.header('idempotent-replayed', 'true');
+  return c.json(note, 201);
+}
