@@ -1,7 +1,7 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { benchDatabase } from './bench-db.js';
+import { DURATION_S, freePort, get, type Program, quantile, start, stop, waitFor200, wrk } from './bench-lib.js';
 
 /**
  * `npm run bench`: runway's bundle against bare node:http, measured in the
@@ -13,17 +13,10 @@ import { createServer } from 'node:net';
  */
 
 const SPAWNS = Number(process.env.BENCH_SPAWNS ?? 21);
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 type Measured = { idleRssMb: number; rps: number; p99Ms: number };
 const BUNDLE = 'dist/server.js';
 const BARE = 'bench/fixtures/bare-node-http.mjs';
-
-interface Program {
-  name: string;
-  file: string;
-  env?: Record<string, string>;
-}
 
 const programs: Program[] = [
   { name: 'bare node:http', file: BARE },
@@ -31,57 +24,6 @@ const programs: Program[] = [
   // Access logs on, read through a pipe as Cloud Run and Kubernetes read stdout.
   { name: 'runway bundle, access log on', file: BUNDLE, env: { LOG_LEVEL: 'info' } },
 ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
-}
-
-function get(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function start(program: Program, port: number, node = process.execPath) {
-  const child = spawn(node, [program.file], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  child.stdout?.resume();
-  return child;
-}
-
-async function waitFor200(port: number, path: string, deadlineMs: number) {
-  const deadline = performance.now() + deadlineMs;
-  while (performance.now() < deadline) {
-    try {
-      if ((await get(port, path)) === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`no 200 from ${path} within ${deadlineMs} ms`);
-}
-
-async function stop(child: ReturnType<typeof spawn>) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 async function coldStart(program: Program, path: string, node?: string): Promise<number> {
   const port = await freePort();
@@ -91,29 +33,6 @@ async function coldStart(program: Program, path: string, node?: string): Promise
   const ms = performance.now() - startedAt;
   await stop(child);
   return ms;
-}
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
-function wrk(port: number, path: string, seconds = DURATION_S) {
-  const out = execFileSync('wrk', ['-t1', '-c64', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${path}`], {
-    encoding: 'utf8',
-  });
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p99 = parseLatency(/99%\s+([\d.]+\w+)/.exec(out)?.[1] ?? '');
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${path}`);
-  return { rps, p99Ms: p99 };
-}
-
-function parseLatency(text: string): number {
-  const match = /([\d.]+)(us|ms|s)/.exec(text);
-  if (!match) return Number.NaN;
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
 function rssMb(pid: number): number {
@@ -295,6 +214,16 @@ const table = [
   }),
 ].join('\n');
 
+const database = await benchDatabase();
+const dbTable =
+  typeof database === 'string'
+    ? `database rows skipped: ${database}`
+    : [
+        '| route (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) |',
+        '|---|---|---|---|',
+        ...database.map((row) => `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} |`),
+      ].join('\n');
+
 const meta = {
   date: new Date().toISOString(),
   node: process.version,
@@ -304,7 +233,8 @@ const meta = {
 };
 console.log(`\nnode ${meta.node}, ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}\n`);
 console.log(table);
+console.log(`\n${dbTable}`);
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ ...meta, rows, cold }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ ...meta, rows, cold, database }, null, 2)}\n`);
 console.log(`\nwritten to ${file}`);

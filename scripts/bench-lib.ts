@@ -1,0 +1,91 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+
+/** What the benchmarks share: ports, spawning, waiting, wrk and its parsing. */
+
+export const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+
+export interface Program {
+  name: string;
+  file: string;
+  env?: Record<string, string>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
+export function get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export function start(program: Program, port: number, node = process.execPath) {
+  const child = spawn(node, [program.file], {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  child.stdout?.resume();
+  return child;
+}
+
+export async function waitFor200(port: number, path: string, deadlineMs: number) {
+  const deadline = performance.now() + deadlineMs;
+  while (performance.now() < deadline) {
+    try {
+      if ((await get(port, path)) === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`no 200 from ${path} within ${deadlineMs} ms`);
+}
+
+export async function stop(child: ReturnType<typeof spawn>) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+export function wrk(port: number, path: string, seconds = DURATION_S, extra: string[] = []) {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', '-c64', `-d${seconds}s`, '--latency', ...extra, `http://127.0.0.1:${port}${path}`],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p99 = parseLatency(/99%\s+([\d.]+\w+)/.exec(out)?.[1] ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
+  if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${path}`);
+  return { rps, p99Ms: p99 };
+}
+
+function parseLatency(text: string): number {
+  const match = /([\d.]+)(us|ms|s)/.exec(text);
+  if (!match) return Number.NaN;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
