@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { sign } from 'hono/jwt';
 import postgres from 'postgres';
-import { freePort, start, stop, waitFor200, wrk } from './bench-lib.js';
+import { start, stop, waitFor200, wrk } from './bench-lib.js';
+import { freePort } from './free-port.js';
 
 /**
  * The database rows of `npm run bench`: the notes API on the real Postgres

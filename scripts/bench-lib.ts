@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 
 /** What the benchmarks share: ports, spawning, waiting, wrk and its parsing. */
 
@@ -10,17 +10,6 @@ export interface Program {
   name: string;
   file: string;
   env?: Record<string, string>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
 }
 
 export function get(port: number, path: string): Promise<number> {

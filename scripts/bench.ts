@@ -1,7 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { benchDatabase } from './bench-db.js';
-import { DURATION_S, freePort, get, type Program, quantile, start, stop, waitFor200, wrk } from './bench-lib.js';
+import { DURATION_S, get, type Program, quantile, start, stop, waitFor200, wrk } from './bench-lib.js';
+import { freePort } from './free-port.js';
 
 /**
  * `npm run bench`: runway's bundle against bare node:http, measured in the

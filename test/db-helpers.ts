@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { afterAll, onTestFinished } from 'vitest';
+import { onTestFinished } from 'vitest';
 
 /** TEST_DATABASE_URL when set (CI: the local PostgreSQL), else the machine's local server. */
 export function testDatabaseUrl(): string {
@@ -14,12 +14,15 @@ export function adminSql() {
   return sql;
 }
 
-/** A fresh schema for one test, dropped afterwards; returns its name. */
-export async function freshSchema(): Promise<string> {
+/**
+ * A fresh schema, dropped afterwards; returns its name. Per test by default;
+ * pass `afterAll` from a `beforeAll` to share one across a file.
+ */
+export async function freshSchema(teardown: (fn: () => Promise<void>) => void = onTestFinished): Promise<string> {
   const schema = `t_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const sql = postgres(testDatabaseUrl(), { max: 1, onnotice: () => {} });
   await sql.unsafe(`create schema ${schema}`);
-  onTestFinished(async () => {
+  teardown(async () => {
     await sql.unsafe(`drop schema ${schema} cascade`);
     await sql.end({ timeout: 1 });
   });
@@ -31,16 +34,4 @@ export function urlWithSchema(schema: string): string {
   const url = new URL(testDatabaseUrl());
   url.searchParams.set('search_path', schema);
   return url.href;
-}
-
-/** A fresh schema for a whole test file (beforeAll), dropped when the worker ends. */
-export async function freshSchemaForFile(): Promise<string> {
-  const schema = `f_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-  const sql = postgres(testDatabaseUrl(), { max: 1, onnotice: () => {} });
-  await sql.unsafe(`create schema ${schema}`);
-  afterAll(async () => {
-    await sql.unsafe(`drop schema ${schema} cascade`);
-    await sql.end({ timeout: 1 });
-  });
-  return schema;
 }

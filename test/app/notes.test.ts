@@ -1,12 +1,12 @@
 import { sign } from 'hono/jwt';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/create-app.js';
 import { loadConfig } from '../../src/config.js';
 import { migrate } from '../../src/db/migrate.js';
 import { migrations } from '../../src/db/migrations/index.js';
 import { createDb, type Db } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { freshSchemaForFile, urlWithSchema } from '../db-helpers.js';
+import { freshSchema, urlWithSchema } from '../db-helpers.js';
 
 const KEY = 'k'.repeat(48);
 const log = createLogger({ level: 'error' });
@@ -14,7 +14,7 @@ let db: Db;
 let app: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
-  const schema = await freshSchemaForFile();
+  const schema = await freshSchema(afterAll);
   const url = urlWithSchema(schema);
   db = createDb({
     url,
