@@ -1,8 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { freePort } from './free-port.js';
 
-/** What the benchmarks share: ports, spawning, waiting, wrk and its parsing. */
+/** What the benchmarks share: spawning, waiting, wrk and its parsing. */
 
 export const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 
