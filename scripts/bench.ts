@@ -1,8 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { build } from 'esbuild';
 import { benchDatabase } from './bench-db.js';
 import { DURATION_S, get, type Program, quantile, start, stop, waitFor200, wrk } from './bench-lib.js';
+import { bundleOptions } from './bundle-options.js';
 import { freePort } from './free-port.js';
+import { ensureNode24 } from './node24.js';
 
 /**
  * `npm run bench`: runway's bundle against bare node:http, measured in the
@@ -93,19 +96,22 @@ if (spawnSync('wrk', ['--version']).error) {
   process.exit(1);
 }
 execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts'], { stdio: 'inherit' });
+// The same app unbundled: our sources compiled alone, every dependency loaded
+// from node_modules as a plain `node` run would. What the bundle saves.
+const UNBUNDLED = '.cache/bench/unbundled.mjs';
+await build({ ...bundleOptions, entryPoints: ['src/server.ts'], outfile: UNBUNDLED, packages: 'external' });
 
 // Cold starts alternate between programs so that machine noise hits both alike.
-// Node 24 is the major of the runtime image; it lives in a folder of its own.
-const NODE24 = '.cache/node24/node_modules/.bin/node';
-if (!existsSync(NODE24)) {
-  execFileSync('npm', ['install', '--prefix', '.cache/node24', '--no-save', '--no-audit', '--no-fund', 'node@24'], {
-    stdio: 'inherit',
-  });
-}
+const NODE24 = ensureNode24();
 const coldCases = [
   { name: 'bare /healthz', program: programs[0] as Program, path: '/healthz' },
   { name: 'runway /healthz', program: programs[1] as Program, path: '/healthz' },
   { name: 'runway GET / (app)', program: programs[1] as Program, path: '/' },
+  {
+    name: 'unbundled /healthz',
+    program: { name: 'unbundled', file: UNBUNDLED, env: { LOG_LEVEL: 'warn' } },
+    path: '/healthz',
+  },
   { name: 'node24 bare /healthz', program: programs[0] as Program, path: '/healthz', node: NODE24 },
   { name: 'node24 runway /healthz', program: programs[1] as Program, path: '/healthz', node: NODE24 },
 ];
@@ -129,6 +135,7 @@ const oursCold = cold['runway /healthz'] ?? [];
 const appCold = cold['runway GET / (app)'] ?? [];
 const bare24 = cold['node24 bare /healthz'] ?? [];
 const ours24 = cold['node24 runway /healthz'] ?? [];
+const unbundledCold = cold['unbundled /healthz'] ?? [];
 const rows = [
   {
     metric: 'Node 20: cold start to first 200 from /healthz, median (ms)',
@@ -150,6 +157,13 @@ const rows = [
     runway: quantile(ours24, 0.5),
     target: '<= 1.25x',
     pass: quantile(ours24, 0.5) <= 1.25 * quantile(bare24, 0.5),
+  },
+  {
+    metric: 'Node 20 cold start: unbundled from node_modules (left) vs the bundle (right), median (ms)',
+    bare: quantile(unbundledCold, 0.5),
+    runway: quantile(oursCold, 0.5),
+    target: '(report)',
+    pass: undefined,
   },
   {
     metric: 'Node 20: cold start to first 200 from GET / (app), median (ms)',

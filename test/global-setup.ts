@@ -1,8 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { bundleOptions } from '../scripts/bundle-options.js';
+import { ensureNode24 } from '../scripts/node24.js';
 
-/** Bundles the fixture programs the lifecycle tests fork, the way the real bundle is built. */
+/**
+ * Bundles the fixture programs the lifecycle tests fork, the way the real
+ * bundle is built; builds dist/server.js itself when a source is newer (the
+ * artifact test runs it); installs Node 24 for the artifact test if missing.
+ */
 export default async function setup() {
+  execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts', '--if-stale'], { stdio: 'inherit' });
+  ensureNode24();
   await build({
     entryPoints: { server: 'test/fixtures/server.ts' },
     outdir: '.cache/test',

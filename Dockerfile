@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# runway: build the one-file bundle on the official Node image, run it on
+# distroless Node.js as the `nonroot` user. Both stages use Node 24.
+# Multi-arch comes from the base images:
+#   docker buildx build --platform linux/amd64,linux/arm64 -t IMAGE .
+
+# --- build stage ---
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+# Dependencies first, so this layer is cached until the lockfile changes.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN npm run build
+
+# --- runtime stage: no shell, no package manager, only the bundle ---
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+WORKDIR /app
+COPY --from=build /src/dist/ ./dist/
+ENV NODE_ENV=production
+USER nonroot
+EXPOSE 8080
+# The image's entrypoint is `node`; secrets arrive at run time as environment
+# variables from the platform's secret manager, never through the image.
+CMD ["dist/server.js"]

@@ -1,0 +1,118 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sign } from 'hono/jwt';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { NODE24 } from '../scripts/node24.js';
+import { freshSchema, urlWithSchema } from './db-helpers.js';
+import { fetchRaw, freePort } from './helpers.js';
+
+/**
+ * The shipped artifact as the image runs it: only dist/ in a directory the
+ * process cannot write, no node_modules anywhere near, Node 24 (the image's
+ * major), uid/gid 65532 (distroless `nonroot`), and an environment holding
+ * nothing but the variables it needs.
+ */
+
+const NONROOT = '65532';
+const KEY = 'artifact-test-signing-key-0123456789abcdef';
+
+function artifactDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runway-artifact-'));
+  cpSync('dist', join(dir, 'dist'), { recursive: true });
+  // Readable and runnable by everyone, writable by nobody but root.
+  chmodSync(dir, 0o555);
+  chmodSync(join(dir, 'dist'), 0o555);
+  onTestFinished(() => {
+    chmodSync(dir, 0o755);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+function runAsNonroot(dir: string, env: Record<string, string>, args: string[] = []) {
+  const proc = spawn(
+    'setpriv',
+    [`--reuid=${NONROOT}`, `--regid=${NONROOT}`, '--clear-groups', '--', NODE24, 'dist/server.js', ...args],
+    { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  proc.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  proc.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  onTestFinished(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, exited, output: () => output };
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, proc: ChildProcess, output: () => string) {
+  for (let i = 0; i < 200; i++) {
+    if (proc.exitCode !== null) throw new Error(`exited before ${what}: ${output()}`);
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`never ${what}: ${output()}`);
+}
+
+describe('the artifact', () => {
+  it('is one file of JavaScript plus its source map', () => {
+    expect(readdirSync('dist').sort()).toEqual(['server.js', 'server.js.map']);
+  });
+
+  it('migrates, serves health, readiness and the API against Postgres, then drains to exit 0: from dist/ alone, as nonroot on Node 24', async () => {
+    const dir = artifactDir();
+    const databaseUrl = urlWithSchema(await freshSchema());
+    const base = { NODE_ENV: 'production', DATABASE_URL: databaseUrl, JWT_SIGNING_KEY: KEY };
+
+    const migrate = runAsNonroot(dir, base, ['migrate']);
+    expect(await migrate.exited, migrate.output()).toBe(0);
+    expect(migrate.output()).toContain('"message":"migration applied"');
+
+    const port = await freePort();
+    const server = runAsNonroot(dir, { ...base, PORT: String(port), HOST: '127.0.0.1' });
+    const ready = await until(
+      async () => {
+        const reply = await fetchRaw(port, '/readyz');
+        return reply.status === 200 ? reply : undefined;
+      },
+      'ready',
+      server.proc,
+      server.output,
+    );
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { db: 'up' } });
+    expect((await fetchRaw(port, '/healthz')).status).toBe(200);
+
+    const now = Math.floor(Date.now() / 1000);
+    const token = await sign({ sub: 'artifact', exp: now + 300 }, KEY, 'HS256');
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetchRaw(port, '/v1/notes', {
+      method: 'POST',
+      headers,
+      body: '{"title":"from the artifact"}',
+    });
+    expect(created.status).toBe(201);
+    const read = await fetchRaw(port, created.headers.location as string, { headers });
+    expect(JSON.parse(read.body)).toMatchObject({ title: 'from the artifact' });
+
+    server.proc.kill('SIGTERM');
+    expect(await server.exited, server.output()).toBe(0);
+    expect(server.output()).toContain('"message":"shutdown complete"');
+    // The process could not write where it runs: nothing new appeared beside dist/.
+    expect(readdirSync(dir)).toEqual(['dist']);
+  });
+
+  it('refuses to start in production without DATABASE_URL', async () => {
+    const dir = artifactDir();
+    const run = runAsNonroot(dir, { NODE_ENV: 'production', PORT: String(await freePort()) });
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toContain('DATABASE_URL: is required');
+    expect(run.output()).not.toContain('"message":"listening"');
+  });
+});
