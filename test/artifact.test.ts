@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from 'hono/jwt';
@@ -31,12 +31,19 @@ function artifactDir(): string {
   return dir;
 }
 
+// As root (here and in .ci/run) the process drops to 65532 with setpriv; a
+// runner that is already unprivileged (GitHub's) runs it as itself.
+const asRoot = process.getuid?.() === 0;
+
 function runAsNonroot(dir: string, env: Record<string, string>, args: string[] = []) {
-  const proc = spawn(
-    'setpriv',
-    [`--reuid=${NONROOT}`, `--regid=${NONROOT}`, '--clear-groups', '--', NODE24, 'dist/server.js', ...args],
-    { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const command = [NODE24, 'dist/server.js', ...args];
+  const proc = asRoot
+    ? spawn('setpriv', [`--reuid=${NONROOT}`, `--regid=${NONROOT}`, '--clear-groups', '--', ...command], {
+        cwd: dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(NODE24, command.slice(1), { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout?.on('data', (chunk) => {
     output += chunk;
@@ -87,6 +94,9 @@ describe('the artifact', () => {
       server.output,
     );
     expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { db: 'up' } });
+    const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${server.proc.pid}/status`, 'utf8'));
+    expect(uid?.[2]).toBe(asRoot ? NONROOT : String(process.getuid?.()));
+    expect(uid?.[2]).not.toBe('0');
     expect((await fetchRaw(port, '/healthz')).status).toBe(200);
 
     const now = Math.floor(Date.now() / 1000);
