@@ -16,6 +16,7 @@ export interface DbRow {
   poolMax: number;
   rps: number;
   p99Ms: number;
+  errors: number;
 }
 
 const POOLS = [2, 10];
@@ -76,6 +77,7 @@ export async function benchDatabase(): Promise<DbRow[] | string> {
         rows.push({ route: 'GET /v1/notes/:id', poolMax, ...read });
         const write = wrk(port, '/v1/notes', undefined, ['-s', postScript]);
         rows.push({ route: 'POST /v1/notes', poolMax, ...write });
+        for (const line of child.problems) console.log(`server said: ${line}`);
       } finally {
         await stop(child);
       }

@@ -22,13 +22,26 @@ export function get(port: number, path: string): Promise<number> {
   });
 }
 
+/**
+ * Starts a program on `port`. Its stdout is read as a platform would read it;
+ * lines at WARNING or above are kept in `problems`, so a benchmark can say
+ * what a non-2xx answer was.
+ */
 export function start(program: Program, port: number, node = process.execPath) {
   const child = spawn(node, [program.file], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  child.stdout?.resume();
-  return child;
+  const problems: string[] = [];
+  let partial = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (problems.length < 20 && /"severity":"(WARNING|ERROR)"/.test(line)) problems.push(line);
+    }
+  });
+  return Object.assign(child, { problems });
 }
 
 export async function waitFor200(port: number, path: string, deadlineMs: number) {
@@ -66,9 +79,9 @@ export function wrk(port: number, path: string, seconds = DURATION_S, extra: str
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p99 = parseLatency(/99%\s+([\d.]+\w+)/.exec(out)?.[1] ?? '');
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${path}`);
-  return { rps, p99Ms: p99 };
+  // Reported, not thrown: one odd answer in ten thousand should be seen, not end the run.
+  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p99Ms: p99, errors };
 }
 
 function parseLatency(text: string): number {

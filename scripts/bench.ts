@@ -54,6 +54,10 @@ async function loaded(program: Program, path: string) {
   const idleRssMb = rssMb(child.pid as number);
   wrk(port, path, 1); // warm-up, discarded
   const result = wrk(port, path);
+  if (result.errors > 0) {
+    console.log(`${program.name} ${path}: ${result.errors} non-2xx answers`);
+    for (const line of child.problems) console.log(`server said: ${line}`);
+  }
   await stop(child);
   return { idleRssMb, ...result };
 }
@@ -234,9 +238,11 @@ const dbTable =
   typeof database === 'string'
     ? `database rows skipped: ${database}`
     : [
-        '| route (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) |',
-        '|---|---|---|---|',
-        ...database.map((row) => `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} |`),
+        '| route (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) | non-2xx |',
+        '|---|---|---|---|---|',
+        ...database.map(
+          (row) => `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} | ${row.errors} |`,
+        ),
       ].join('\n');
 
 const meta = {

@@ -4,7 +4,7 @@ import { logAccess } from './access-log.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
 import type { Drainable } from './lifecycle.js';
-import type { Logger } from './logger.js';
+import { errorFields, type Logger } from './logger.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import {
@@ -138,12 +138,20 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     const url = req.url ?? '';
     if ((req.method === 'GET' || req.method === 'HEAD') && isProbe(url)) {
       if (url.startsWith(HEALTH_PATH)) return serveLiveness(state);
-      return void serveReadiness(state);
+      return void serveReadiness(state).catch(internalError(state));
     }
     for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
     res.setHeader('x-request-id', state.requestId);
-    if (announcesBody(req)) return void readThenDispatch(state);
+    if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
     dispatch(req, res);
+  };
+
+  // A bug in the runtime's own async paths (or in the app's bodyLimitFor)
+  // answers this one request with a 500, instead of becoming an unhandled
+  // rejection that drains the whole process.
+  const internalError = (state: RequestState) => (error: unknown) => {
+    log.error('runtime error', { requestId: state.requestId, ...errorFields(error) });
+    respondProblem(state.res, 500, { code: 'internal', detail: 'the server failed to handle this request' });
   };
 
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
@@ -232,7 +240,13 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
 
   // `Expect: 100-continue`: refuse an oversized body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!declaredTooLarge(req, limitFor(req))) res.writeContinue();
+    let invite = false;
+    try {
+      invite = !declaredTooLarge(req, limitFor(req));
+    } catch {
+      // onRequest meets the same error and answers 500.
+    }
+    if (invite) res.writeContinue();
     onRequest(req, res);
   });
 
