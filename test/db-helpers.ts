@@ -16,7 +16,7 @@ export function adminSql() {
 
 /**
  * A fresh schema, dropped afterwards; returns its name. Per test by default;
- * pass `afterAll` from a `beforeAll` to share one across a file.
+ * a `beforeAll` passes its own collector and runs it from the teardown it returns.
  */
 export async function freshSchema(teardown: (fn: () => Promise<void>) => void = onTestFinished): Promise<string> {
   const schema = `t_${randomUUID().replaceAll('-', '').slice(0, 16)}`;

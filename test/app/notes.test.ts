@@ -1,5 +1,5 @@
 import { sign } from 'hono/jwt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/create-app.js';
 import { loadConfig } from '../../src/config.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -14,7 +14,9 @@ let db: Db;
 let app: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
-  const schema = await freshSchema(afterAll);
+  // Hooks cannot register hooks: the schema's teardown runs in the one this returns.
+  const teardowns: (() => Promise<void>)[] = [];
+  const schema = await freshSchema((fn) => teardowns.push(fn));
   const url = urlWithSchema(schema);
   db = createDb({
     url,
@@ -28,7 +30,10 @@ beforeAll(async () => {
   await migrate(db.sql, migrations, log);
   const config = loadConfig({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api' });
   app = createApp({ config, log, db });
-  return () => db.end(1_000);
+  return async () => {
+    await db.end(1_000);
+    for (const teardown of teardowns) await teardown();
+  };
 });
 
 async function token(claims: Record<string, unknown> = {}, key = KEY) {
