@@ -148,6 +148,38 @@ function checkConfig(
   }
 }
 
+/**
+ * Kubernetes and ECS set their grace in the manifest: TERMINATION_GRACE_MS
+ * must agree with it, and the drain must fit it (checked by loadConfig), as
+ * must the idle timeout against ALB's.
+ */
+function checkPlatformBudget(
+  file: string,
+  field: string,
+  env: EnvEntry[],
+  grace: { graceMs: number; graceField: string },
+  findings: Finding[],
+  platformEnv: Record<string, string>,
+) {
+  const declared = env.find((e) => e.name === 'TERMINATION_GRACE_MS')?.value;
+  if (declared !== undefined && Number(declared) !== grace.graceMs) {
+    findings.push({
+      file,
+      field: `${field} TERMINATION_GRACE_MS`,
+      problem: `TERMINATION_GRACE_MS ${declared} differs from ${grace.graceField} ${grace.graceMs / 1000}`,
+      fix: `set TERMINATION_GRACE_MS to ${grace.graceMs}`,
+    });
+  }
+  checkConfig(
+    file,
+    field,
+    env,
+    { ...platformEnv, TERMINATION_GRACE_MS: String(grace.graceMs) },
+    findings,
+    ALB_IDLE_TIMEOUT_MS,
+  );
+}
+
 function secretLiterals(file: string, field: string, env: EnvEntry[], findings: Finding[]) {
   for (const entry of env) {
     if (entry.secret || entry.value === undefined) continue;
@@ -257,22 +289,15 @@ function checkKubernetes(root: string, path: string, findings: Finding[]) {
       secretLiterals(file, `${field}.env`, env, findings);
       if (kind === 'Job') continue;
       const graceMs = (podSpec?.terminationGracePeriodSeconds ?? 30) * 1000;
-      const declared = env.find((e) => e.name === 'TERMINATION_GRACE_MS')?.value;
-      if (declared !== undefined && Number(declared) !== graceMs) {
-        findings.push({
-          file,
-          field: `${field}.env TERMINATION_GRACE_MS`,
-          problem: `TERMINATION_GRACE_MS ${declared} differs from terminationGracePeriodSeconds ${graceMs / 1000}`,
-          fix: `set TERMINATION_GRACE_MS to ${graceMs}`,
-        });
-      }
-      checkConfig(
+      checkPlatformBudget(
         file,
         `${field}.env`,
         env,
-        { KUBERNETES_SERVICE_HOST: '10.0.0.1', TERMINATION_GRACE_MS: String(graceMs) },
+        { graceMs, graceField: 'terminationGracePeriodSeconds' },
         findings,
-        ALB_IDLE_TIMEOUT_MS,
+        {
+          KUBERNETES_SERVICE_HOST: '10.0.0.1',
+        },
       );
       checkProbes(file, field, container, env, findings);
       if (!container.readinessProbe) {
@@ -305,23 +330,9 @@ function checkEcs(root: string, path: string, findings: Finding[]) {
       ...(container.secrets ?? []).map((s) => ({ name: s.name, secret: true })),
     ];
     const graceMs = (container.stopTimeout ?? 30) * 1000;
-    const declared = env.find((e) => e.name === 'TERMINATION_GRACE_MS')?.value;
-    if (declared !== undefined && Number(declared) !== graceMs) {
-      findings.push({
-        file,
-        field: `${field}.environment TERMINATION_GRACE_MS`,
-        problem: `TERMINATION_GRACE_MS ${declared} differs from stopTimeout ${graceMs / 1000}`,
-        fix: `set TERMINATION_GRACE_MS to ${graceMs}`,
-      });
-    }
-    checkConfig(
-      file,
-      `${field}.environment`,
-      env,
-      { ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/x', TERMINATION_GRACE_MS: String(graceMs) },
-      findings,
-      ALB_IDLE_TIMEOUT_MS,
-    );
+    checkPlatformBudget(file, `${field}.environment`, env, { graceMs, graceField: 'stopTimeout' }, findings, {
+      ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/x',
+    });
     secretLiterals(file, `${field}.environment`, env, findings);
     const port = Number(env.find((e) => e.name === 'PORT')?.value ?? 8080);
     if (!(container.portMappings ?? []).some((p) => p.containerPort === port)) {
