@@ -1,4 +1,8 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// Without TEST_DATABASE_URL the tests run on embedded Postgres (test/db-helpers.ts),
+// and the file of what only a real server can prove is left out (global-setup says so).
+const realPostgres = process.env.TEST_DATABASE_URL !== undefined;
 
 export default defineConfig({
   plugins: [
@@ -13,6 +17,7 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: [...configDefaults.exclude, ...(realPostgres ? [] : ['test/db/real-postgres.test.ts'])],
     globalSetup: ['test/global-setup.ts'],
     // Child processes and real timeouts: generous upper bounds, never targets.
     testTimeout: 30_000,

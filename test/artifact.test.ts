@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sign } from 'hono/jwt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { NODE24 } from '../scripts/node24.js';
-import { freshSchema, urlWithSchema } from './db-helpers.js';
+import { freshDatabase } from './db-helpers.js';
 import { fetchRaw, freePort } from './helpers.js';
 
 /**
@@ -75,7 +75,7 @@ describe('the artifact', () => {
 
   it('migrates, serves health, readiness and the API against Postgres, then drains to exit 0: from dist/ alone, as nonroot on Node 24', async () => {
     const dir = artifactDir();
-    const databaseUrl = urlWithSchema(await freshSchema());
+    const databaseUrl = await freshDatabase();
     const base = { NODE_ENV: 'production', DATABASE_URL: databaseUrl, JWT_SIGNING_KEY: KEY };
 
     const migrate = runAsNonroot(dir, base, ['migrate']);

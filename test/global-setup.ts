@@ -11,6 +11,13 @@ import { ensureNode24 } from '../scripts/node24.js';
 export default async function setup() {
   execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts', '--if-stale'], { stdio: 'inherit' });
   ensureNode24();
+  if (process.env.TEST_DATABASE_URL === undefined) {
+    console.log(
+      'TEST_DATABASE_URL is not set: the database tests run on embedded Postgres (PGlite), and ' +
+        'test/db/real-postgres.test.ts (cancellation, statement_timeout, concurrency) is left out. ' +
+        'Set TEST_DATABASE_URL to run it.',
+    );
+  }
   await build({
     entryPoints: { server: 'test/fixtures/server.ts' },
     outdir: '.cache/test',

@@ -1,64 +1,16 @@
-import { sign } from 'hono/jwt';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app/create-app.js';
-import { loadConfig } from '../../src/config.js';
-import { migrate } from '../../src/db/migrate.js';
-import { migrations } from '../../src/db/migrations/index.js';
-import { createDb, type Db } from '../../src/db/pool.js';
-import { createLogger } from '../../src/runtime/logger.js';
-import { freshSchema, urlWithSchema } from '../db-helpers.js';
+import { type NotesHarness, notesHarness } from './notes-harness.js';
 
-const KEY = 'k'.repeat(48);
-const log = createLogger({ level: 'error' });
-let db: Db;
-let app: ReturnType<typeof createApp>;
+let harness: NotesHarness;
+let app: NotesHarness['app'];
+let token: NotesHarness['token'];
+let call: NotesHarness['call'];
 
 beforeAll(async () => {
-  // Hooks cannot register hooks: the schema's teardown runs in the one this returns.
-  const teardowns: (() => Promise<void>)[] = [];
-  const schema = await freshSchema((fn) => teardowns.push(fn));
-  const url = urlWithSchema(schema);
-  db = createDb({
-    url,
-    poolMax: 12,
-    connectTimeoutMs: 5_000,
-    idleTimeoutMs: 10_000,
-    maxLifetimeMs: 60_000,
-    statementTimeoutMs: 10_000,
-    log,
-  });
-  await migrate(db.sql, migrations, log);
-  const config = loadConfig({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api' });
-  app = createApp({ config, log, db });
-  return async () => {
-    await db.end(1_000);
-    for (const teardown of teardowns) await teardown();
-  };
+  harness = await notesHarness();
+  ({ app, token, call } = harness);
+  return () => harness.close();
 });
-
-async function token(claims: Record<string, unknown> = {}, key = KEY) {
-  const now = Math.floor(Date.now() / 1000);
-  return sign({ sub: 'alice', aud: 'notes-api', exp: now + 600, iat: now, ...claims }, key, 'HS256');
-}
-
-async function call(
-  method: string,
-  path: string,
-  options: { user?: string; body?: unknown; headers?: Record<string, string> } = {},
-) {
-  const headers: Record<string, string> = {
-    authorization: `Bearer ${await token({ sub: options.user ?? 'alice' })}`,
-    ...options.headers,
-  };
-  let body: string | undefined;
-  if (options.body !== undefined) {
-    headers['content-type'] ??= 'application/json';
-    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-  }
-  const res = await app.request(path, { method, headers, body });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
-}
 
 describe('authentication', () => {
   const cases: [string, () => Promise<string | undefined>][] = [
@@ -231,17 +183,6 @@ describe('Idempotency-Key', () => {
     const other = await call('POST', '/v1/notes', { user, body: { title: 'two' }, headers });
     expect(other.status).toBe(422);
     expect(other.json.code).toBe('idempotency_key_reused');
-  });
-
-  it('creates exactly one row for ten concurrent requests with one key', async () => {
-    const user = `idem3-${Date.now()}`;
-    const headers = { 'idempotency-key': 'race' };
-    const results = await Promise.all(
-      Array.from({ length: 10 }, () => call('POST', '/v1/notes', { user, body: { title: 'raced' }, headers })),
-    );
-    expect(results.map((r) => r.status)).toEqual(Array(10).fill(201));
-    expect(new Set(results.map((r) => r.json.id)).size).toBe(1);
-    expect((await call('GET', '/v1/notes', { user })).json.items).toHaveLength(1);
   });
 
   it('keeps keys apart per user', async () => {

@@ -4,13 +4,13 @@ import { checksum, type Migration, MigrationError, migrate } from '../../src/db/
 import { migrations } from '../../src/db/migrations/index.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { freshSchema, urlWithSchema } from '../db-helpers.js';
+import { freshDatabase } from '../db-helpers.js';
 
 const log = createLogger({ level: 'error' });
 
-function dbIn(schema: string) {
+function dbIn(url: string) {
   const db = createDb({
-    url: urlWithSchema(schema),
+    url,
     poolMax: 4,
     connectTimeoutMs: 5_000,
     idleTimeoutMs: 10_000,
@@ -29,7 +29,7 @@ const sample: Migration[] = [
 
 describe('migrations', () => {
   it('applies every migration to a fresh database and records each with its checksum', async () => {
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     expect(await migrate(db.sql, sample, log)).toEqual(['0001_a.sql', '0002_b.sql']);
     const rows = await db.sql`select name, checksum from runway_migrations order by name`;
     expect(rows).toEqual([
@@ -40,29 +40,19 @@ describe('migrations', () => {
   });
 
   it('does nothing on a second run', async () => {
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     await migrate(db.sql, sample, log);
     expect(await migrate(db.sql, sample, log)).toEqual([]);
   });
 
   it('applies only what is new', async () => {
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     await migrate(db.sql, sample.slice(0, 1), log);
     expect(await migrate(db.sql, sample, log)).toEqual(['0002_b.sql']);
   });
 
-  it('lets two migrators started together apply each migration exactly once', async () => {
-    const schema = await freshSchema();
-    const first = dbIn(schema);
-    const second = dbIn(schema);
-    const slow: Migration[] = [{ name: '0001_slow.sql', sql: 'select pg_sleep(0.5); create table slow (id int);' }];
-    const [a, b] = await Promise.all([migrate(first.sql, slow, log), migrate(second.sql, slow, log)]);
-    expect([...a, ...b]).toEqual(['0001_slow.sql']);
-    expect(await first.sql`select count(*)::int as n from runway_migrations`).toEqual([{ n: 1 }]);
-  });
-
   it('refuses an applied migration that was edited, naming the file', async () => {
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     await migrate(db.sql, sample, log);
     const edited = [sample[0] as Migration, { name: '0002_b.sql', sql: 'create table b (id bigint primary key);' }];
     await expect(migrate(db.sql, edited, log)).rejects.toThrow(MigrationError);
@@ -70,7 +60,7 @@ describe('migrations', () => {
   });
 
   it('rolls a failing migration back and names it', async () => {
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     const broken: Migration[] = [
       { name: '0001_ok.sql', sql: 'create table ok (id int);' },
       { name: '0002_broken.sql', sql: 'create table half (id int); select * from missing_table;' },
@@ -85,7 +75,7 @@ describe('migrations', () => {
       .filter((f) => f.endsWith('.sql'))
       .sort();
     expect(migrations.map((m) => m.name)).toEqual(files);
-    const db = dbIn(await freshSchema());
+    const db = dbIn(await freshDatabase());
     expect(await migrate(db.sql, migrations, log)).toEqual(files);
   });
 });
