@@ -2,7 +2,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 // Without TEST_DATABASE_URL the tests run on embedded Postgres (test/db-helpers.ts),
 // and the file of what only a real server can prove is left out (global-setup says so).
-const realPostgres = process.env.TEST_DATABASE_URL !== undefined;
+const realPostgres = Boolean(process.env.TEST_DATABASE_URL);
 
 export default defineConfig({
   plugins: [

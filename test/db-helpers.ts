@@ -11,7 +11,7 @@ import { onTestFinished } from 'vitest';
  * cancellation and pg_stat_activity are real-server matters, and their tests
  * live in test/db/real-postgres.test.ts, which runs only with TEST_DATABASE_URL.
  */
-export const realServerUrl = process.env.TEST_DATABASE_URL;
+export const realServerUrl = process.env.TEST_DATABASE_URL || undefined;
 
 export function requireRealServer(): string {
   if (!realServerUrl) throw new Error('TEST_DATABASE_URL is required for this test file');

@@ -11,7 +11,7 @@ import { ensureNode24 } from '../scripts/node24.js';
 export default async function setup() {
   execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts', '--if-stale'], { stdio: 'inherit' });
   ensureNode24();
-  if (process.env.TEST_DATABASE_URL === undefined) {
+  if (!process.env.TEST_DATABASE_URL) {
     console.log(
       'TEST_DATABASE_URL is not set: the database tests run on embedded Postgres (PGlite), and ' +
         'test/db/real-postgres.test.ts (cancellation, statement_timeout, concurrency) is left out. ' +
