@@ -99,7 +99,8 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     health.markStarted();
     log.info('started', { startupMs: Math.round(performance.now() - startedAt) });
   } catch (error) {
-    log.error('app failed to start', errorFields(error));
+    // The lifecycle logs the error with its stack as the fatal error; this line says where.
+    log.error('app failed to start');
     await lifecycle.shutdown({ error });
   }
 }

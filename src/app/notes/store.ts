@@ -135,4 +135,3 @@ export function createNoteStore(sql: Sql) {
   };
 }
 
-export type NoteStore = ReturnType<typeof createNoteStore>;
