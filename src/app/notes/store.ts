@@ -134,4 +134,3 @@ export function createNoteStore(sql: Sql) {
     },
   };
 }
-
