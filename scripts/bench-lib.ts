@@ -1,4 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 
 /** What the benchmarks share: spawning, waiting, wrk and its parsing. */
@@ -70,18 +71,36 @@ export function quantile(values: number[], q: number): number {
 }
 
 export function wrk(port: number, path: string, seconds = DURATION_S, extra: string[] = []) {
-  const out = execFileSync(
-    'wrk',
-    ['-t1', '-c64', `-d${seconds}s`, '--latency', ...extra, `http://127.0.0.1:${port}${path}`],
-    {
-      encoding: 'utf8',
-    },
-  );
+  return parseWrk(execFileSync('wrk', wrkArgs(port, path, seconds, extra), { encoding: 'utf8' }));
+}
+
+/** wrk in the background, for a benchmark that measures something else while it runs. */
+export function wrkAsync(port: number, path: string, seconds: number, extra: string[] = []) {
+  return new Promise<ReturnType<typeof parseWrk>>((resolve, reject) => {
+    execFile('wrk', wrkArgs(port, path, seconds, extra), { encoding: 'utf8' }, (error, out) =>
+      error ? reject(error) : resolve(parseWrk(out)),
+    );
+  });
+}
+
+function wrkArgs(port: number, path: string, seconds: number, extra: string[]) {
+  const connections = extra.includes('-c') ? [] : ['-c64'];
+  return ['-t1', ...connections, `-d${seconds}s`, '--latency', ...extra, `http://127.0.0.1:${port}${path}`];
+}
+
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
+function parseWrk(out: string) {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p99 = parseLatency(/99%\s+([\d.]+\w+)/.exec(out)?.[1] ?? '');
   // Reported, not thrown: one odd answer in ten thousand should be seen, not end the run.
   const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return { rps, p99Ms: p99, errors };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors: (.*)/.exec(out)?.[1];
+  return { rps, p99Ms: p99, errors, requests, socketErrors };
 }
 
 function parseLatency(text: string): number {

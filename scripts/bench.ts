@@ -1,34 +1,84 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { barChart } from './bench-chart.js';
 import { benchDatabase } from './bench-db.js';
-import { DURATION_S, get, type Program, quantile, start, stop, waitFor200, wrk } from './bench-lib.js';
+import { DURATION_S, get, type Program, quantile, rssMb, start, stop, waitFor200, wrk, wrkAsync } from './bench-lib.js';
+import { benchOverload, guardCost, OVERLOAD_DELAY_MS } from './bench-overload.js';
 import { bundleOptions } from './bundle-options.js';
 import { freePort } from './free-port.js';
 import { ensureNode24 } from './node24.js';
 
 /**
- * `npm run bench`: runway's bundle against bare node:http, measured in the
- * same run on the same machine. Prints a table with ratios and writes JSON to
- * bench/results/. Every loop is bounded; traffic goes to 127.0.0.1 only.
- * Knobs: BENCH_SPAWNS (cold starts per program, default 21),
- * BENCH_DURATION_S (wrk seconds per run, default 5), BENCH_ROUNDS (runs per
- * row, median kept, default 3).
+ * `npm run bench`: runway against the servers a user would run instead, in
+ * one run on one machine with one load generator (wrk):
+ *   bare node:http (the floor), Hono's serve() from node_modules (what a user
+ *   starts with), Fastify 5 with runway's timeouts, body limit and
+ *   close-with-grace (what a user would pick instead), and runway's bundle.
+ * Prints tables with ratios, writes JSON to bench/results/, the chart to
+ * bench/chart.svg and the tables into README between the bench markers.
+ * Every loop is bounded; traffic goes to 127.0.0.1 only.
+ * Knobs: BENCH_SPAWNS (cold starts per program, default 21), BENCH_DURATION_S
+ * (wrk seconds, default 5), BENCH_ROUNDS (runs per row, median kept, default
+ * 3), BENCH_ONLY (comma list of sections: startup, throughput, drain,
+ * overload, guards, notes), BENCH_DATABASE_URL (else TEST_DATABASE_URL, else
+ * the local server).
  */
 
 const SPAWNS = Number(process.env.BENCH_SPAWNS ?? 21);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-type Measured = { idleRssMb: number; rps: number; p99Ms: number };
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const runs = (section: string) => !ONLY || ONLY.includes(section);
+const DB_URL =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
 const BUNDLE = 'dist/server.js';
-const BARE = 'bench/fixtures/bare-node-http.mjs';
+const RUNWAY_APP = '.cache/bench/runway-app.mjs';
+const UNBUNDLED = '.cache/bench/unbundled.mjs';
 
-const programs: Program[] = [
-  { name: 'bare node:http', file: BARE },
-  { name: 'runway bundle', file: BUNDLE, env: { LOG_LEVEL: 'warn' } },
-  // Access logs on, read through a pipe as Cloud Run and Kubernetes read stdout.
-  { name: 'runway bundle, access log on', file: BUNDLE, env: { LOG_LEVEL: 'info' } },
-];
+type PeerKey = 'bare' | 'hono' | 'fastify' | 'runway';
+const peerNames: Record<PeerKey, string> = {
+  bare: 'bare node:http',
+  hono: 'Hono serve()',
+  fastify: 'Fastify 5',
+  runway: 'runway',
+};
+const peerFiles: Record<PeerKey, string> = {
+  bare: 'bench/fixtures/bare-node-http.mjs',
+  hono: 'bench/fixtures/hono-serve.mjs',
+  fastify: 'bench/fixtures/fastify.mjs',
+  runway: RUNWAY_APP,
+};
+const peers = Object.keys(peerNames) as PeerKey[];
+const quiet = { LOG_LEVEL: 'warn' };
 
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk is needed for the throughput rows: apt-get install -y wrk');
+  process.exit(1);
+}
+execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts'], { stdio: 'inherit' });
+// The peers' routes on runway, bundled exactly as dist/server.js is.
+await build({ ...bundleOptions, entryPoints: ['bench/fixtures/runway-app.ts'], outfile: RUNWAY_APP, minify: true });
+// The same app unbundled: our sources compiled alone, every dependency loaded
+// from node_modules as a plain `node` run would. What the bundle saves.
+await build({ ...bundleOptions, entryPoints: ['src/server.ts'], outfile: UNBUNDLED, packages: 'external' });
+
+async function reachable(url: string): Promise<boolean> {
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+const databaseUp = await reachable(DB_URL);
+const dbEnv: Record<string, string> = databaseUp ? { DATABASE_URL: DB_URL } : {};
+
+// ---- startup: cold start to the first 200, alternating programs so noise hits all alike
 async function coldStart(program: Program, path: string, node?: string): Promise<number> {
   const port = await freePort();
   const startedAt = performance.now();
@@ -39,208 +89,247 @@ async function coldStart(program: Program, path: string, node?: string): Promise
   return ms;
 }
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+const NODE24 = ensureNode24();
+const coldPrograms: Record<PeerKey, Program> = {
+  bare: { name: 'bare', file: peerFiles.bare },
+  hono: { name: 'hono', file: peerFiles.hono },
+  fastify: { name: 'fastify', file: peerFiles.fastify },
+  // The shipped artifact itself.
+  runway: { name: 'runway', file: BUNDLE, env: quiet },
+};
+const cold: Record<string, number[]> = {};
+if (runs('startup')) {
+  const cases = [
+    ...peers.map((peer) => ({
+      name: `node20 ${peer}`,
+      program: coldPrograms[peer],
+      node: undefined as string | undefined,
+    })),
+    ...peers.map((peer) => ({ name: `node24 ${peer}`, program: coldPrograms[peer], node: NODE24 })),
+    { name: 'node20 unbundled', program: { name: 'unbundled', file: UNBUNDLED, env: quiet }, node: undefined },
+  ];
+  for (const c of cases) cold[c.name] = [];
+  for (let i = 0; i < SPAWNS; i++) {
+    for (const c of cases) cold[c.name]?.push(await coldStart(c.program, '/healthz', c.node));
+  }
 }
 
-async function loaded(program: Program, path: string) {
+// ---- throughput: req/s and p99 per route, idle RSS and RSS under load
+interface Loaded {
+  idleRssMb: number;
+  peakRssMb: number;
+  rps: number;
+  p99Ms: number;
+  errors: number;
+}
+
+async function loaded(program: Program, path: string): Promise<Loaded> {
+  const port = await freePort();
+  const child = start(program, port);
+  try {
+    await waitFor200(port, '/healthz', 10_000);
+    for (let i = 0; i < 10; i++) await get(port, path);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const idleRssMb = rssMb(child.pid as number);
+    wrk(port, path, 1); // warm-up, discarded
+    let peakRssMb = idleRssMb;
+    const poll = setInterval(() => {
+      peakRssMb = Math.max(peakRssMb, rssMb(child.pid as number));
+    }, 100);
+    const result = await wrkAsync(port, path, DURATION_S);
+    clearInterval(poll);
+    if (result.errors > 0) {
+      console.log(`${program.name} ${path}: ${result.errors} non-2xx answers`);
+      for (const line of child.problems) console.log(`server said: ${line}`);
+    }
+    return { idleRssMb, peakRssMb, ...result };
+  } finally {
+    await stop(child);
+  }
+}
+
+const median = (list: Loaded[], key: keyof Loaded) =>
+  quantile(
+    list.map((r) => r[key]),
+    0.5,
+  );
+
+type Case = { key: string; program: Program; path: string };
+const throughputCases: Case[] = [];
+for (const path of ['/healthz', '/json', ...(databaseUp ? ['/db'] : [])]) {
+  for (const peer of peers) {
+    throughputCases.push({
+      key: `${peer} ${path}`,
+      program: { name: peerNames[peer], file: peerFiles[peer], env: { ...quiet, ...dbEnv } },
+      path,
+    });
+  }
+  if (path === '/db') continue;
+  // Access logs on, read through a pipe as Cloud Run and Kubernetes read stdout.
+  for (const peer of ['fastify', 'runway'] as const) {
+    throughputCases.push({
+      key: `${peer} ${path} logged`,
+      program: { name: `${peerNames[peer]}, access log on`, file: peerFiles[peer], env: { LOG_LEVEL: 'info' } },
+      path,
+    });
+  }
+}
+const measured: Record<string, Loaded> = {};
+if (runs('throughput')) {
+  const results: Record<string, Loaded[]> = Object.fromEntries(throughputCases.map((c) => [c.key, []]));
+  // Rounds alternate between the cases, and the median round is kept: this VM is noisy.
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const c of throughputCases) results[c.key]?.push(await loaded(c.program, c.path));
+  }
+  for (const [key, list] of Object.entries(results)) {
+    measured[key] = {
+      idleRssMb: median(list, 'idleRssMb'),
+      peakRssMb: median(list, 'peakRssMb'),
+      rps: median(list, 'rps'),
+      p99Ms: median(list, 'p99Ms'),
+      errors: list.reduce((sum, r) => sum + r.errors, 0),
+    };
+  }
+}
+
+// ---- drain: SIGTERM to exit with nothing in flight
+async function drainMs(program: Program): Promise<number> {
   const port = await freePort();
   const child = start(program, port);
   await waitFor200(port, '/healthz', 10_000);
-  // Idle RSS: after a handful of requests, before any load.
-  for (let i = 0; i < 10; i++) await get(port, path);
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const idleRssMb = rssMb(child.pid as number);
-  wrk(port, path, 1); // warm-up, discarded
-  const result = wrk(port, path);
-  if (result.errors > 0) {
-    console.log(`${program.name} ${path}: ${result.errors} non-2xx answers`);
-    for (const line of child.problems) console.log(`server said: ${line}`);
-  }
-  await stop(child);
-  return { idleRssMb, ...result };
-}
-
-/** Rounds alternate between the cases, and the median round is kept: this VM is noisy. */
-async function rounds(cases: { program: Program; path: string }[]) {
-  const results = cases.map(() => [] as Awaited<ReturnType<typeof loaded>>[]);
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, c] of cases.entries()) results[i]?.push(await loaded(c.program, c.path));
-  }
-  return results.map((list) => ({
-    idleRssMb: quantile(
-      list.map((r) => r.idleRssMb),
-      0.5,
-    ),
-    rps: quantile(
-      list.map((r) => r.rps),
-      0.5,
-    ),
-    p99Ms: quantile(
-      list.map((r) => r.p99Ms),
-      0.5,
-    ),
-  }));
-}
-
-function configFailureMs(): number {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   const startedAt = performance.now();
-  const result = spawnSync(process.execPath, [BUNDLE], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: 'not-a-port' },
-    stdio: 'ignore',
-    timeout: 10_000,
-  });
-  if (result.status === 0) throw new Error('bundle started with an invalid config');
+  child.kill('SIGTERM');
+  await exited;
   return performance.now() - startedAt;
 }
-
-if (spawnSync('wrk', ['--version']).error) {
-  console.error('wrk is needed for the throughput rows: apt-get install -y wrk');
-  process.exit(1);
+const drain: Record<string, number> = {};
+if (runs('drain')) {
+  for (const peer of peers) {
+    const program = { ...coldPrograms[peer], env: { ...quiet, ...dbEnv } };
+    drain[peer] = quantile(await Promise.all([0, 1, 2, 3, 4].map(() => drainMs(program))), 0.5);
+  }
 }
-execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts'], { stdio: 'inherit' });
-// The same app unbundled: our sources compiled alone, every dependency loaded
-// from node_modules as a plain `node` run would. What the bundle saves.
-const UNBUNDLED = '.cache/bench/unbundled.mjs';
-await build({ ...bundleOptions, entryPoints: ['src/server.ts'], outfile: UNBUNDLED, packages: 'external' });
 
-// Cold starts alternate between programs so that machine noise hits both alike.
-const NODE24 = ensureNode24();
-const coldCases = [
-  { name: 'bare /healthz', program: programs[0] as Program, path: '/healthz' },
-  { name: 'runway /healthz', program: programs[1] as Program, path: '/healthz' },
-  { name: 'runway GET / (app)', program: programs[1] as Program, path: '/' },
-  {
-    name: 'unbundled /healthz',
-    program: { name: 'unbundled', file: UNBUNDLED, env: { LOG_LEVEL: 'warn' } },
-    path: '/healthz',
-  },
-  { name: 'node24 bare /healthz', program: programs[0] as Program, path: '/healthz', node: NODE24 },
-  { name: 'node24 runway /healthz', program: programs[1] as Program, path: '/healthz', node: NODE24 },
-];
-const cold: Record<string, number[]> = Object.fromEntries(coldCases.map((c) => [c.name, [] as number[]]));
-for (let i = 0; i < SPAWNS; i++) {
-  for (const c of coldCases) cold[c.name]?.push(await coldStart(c.program, c.path, c.node));
+const overload = runs('overload') ? await benchOverload(RUNWAY_APP) : [];
+const guards = runs('guards')
+  ? {
+      healthz: await guardCost(RUNWAY_APP, '/healthz', ROUNDS),
+      json: await guardCost(RUNWAY_APP, '/json', ROUNDS),
+    }
+  : undefined;
+const notes = runs('notes') ? await benchDatabase() : 'not run (BENCH_ONLY)';
+
+// ---- tables
+const fmt = (n: number | undefined) =>
+  n === undefined || Number.isNaN(n) ? '-' : n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || Number.isNaN(a) || Number.isNaN(b) ? '-' : `${(a / b).toFixed(2)}x`;
+
+interface PeerRow {
+  metric: string;
+  values: Partial<Record<PeerKey, number>>;
+  target?: string;
+  pass?: boolean;
 }
-const [bare, ours, oursApp, oursLogged] = (await rounds([
-  { program: programs[0] as Program, path: '/healthz' },
-  { program: programs[1] as Program, path: '/healthz' },
-  { program: programs[1] as Program, path: '/' },
-  { program: programs[2] as Program, path: '/' },
-])) as [Measured, Measured, Measured, Measured];
-const configFailMs = quantile(
-  Array.from({ length: 5 }, () => configFailureMs()),
-  0.5,
-);
+const coldMedian = (node: string, peer: PeerKey) => quantile(cold[`${node} ${peer}`] ?? [], 0.5);
+const coldP90 = (node: string, peer: PeerKey) => quantile(cold[`${node} ${peer}`] ?? [], 0.9);
+const perPeer = (pick: (peer: PeerKey) => number | undefined) =>
+  Object.fromEntries(peers.map((peer) => [peer, pick(peer)])) as Partial<Record<PeerKey, number>>;
+const peerRows: PeerRow[] = [];
+if (runs('startup')) {
+  for (const node of ['node20', 'node24']) {
+    const label = node === 'node20' ? 'Node 20' : 'Node 24';
+    const ours = coldMedian(node, 'runway');
+    peerRows.push({
+      metric: `${label}: cold start to first 200, median (ms)`,
+      values: perPeer((peer) => coldMedian(node, peer)),
+      target: '<= 1.25x bare, <= 0.5x Hono',
+      pass: ours <= 1.25 * coldMedian(node, 'bare') && ours <= 0.5 * coldMedian(node, 'hono'),
+    });
+    peerRows.push({ metric: `${label}: cold start, p90 (ms)`, values: perPeer((peer) => coldP90(node, peer)) });
+  }
+  peerRows.push({
+    metric: 'Node 20: runway unbundled from node_modules, cold start median (ms)',
+    values: { runway: quantile(cold['node20 unbundled'] ?? [], 0.5) },
+    target: '(report: what the bundle saves)',
+  });
+}
+if (runs('throughput')) {
+  const m = (key: string) => measured[key];
+  peerRows.push({ metric: 'idle RSS (MB)', values: perPeer((peer) => m(`${peer} /healthz`)?.idleRssMb) });
+  for (const path of ['/healthz', '/json', '/db']) {
+    if (!m(`runway ${path}`)) continue;
+    peerRows.push({ metric: `GET ${path} req/s`, values: perPeer((peer) => m(`${peer} ${path}`)?.rps) });
+    peerRows.push({ metric: `GET ${path} p99 (ms)`, values: perPeer((peer) => m(`${peer} ${path}`)?.p99Ms) });
+    const fastifyLogged = m(`fastify ${path} logged`)?.rps;
+    const runwayLogged = m(`runway ${path} logged`)?.rps;
+    if (runwayLogged !== undefined && fastifyLogged !== undefined) {
+      peerRows.push({
+        metric: `GET ${path} req/s, access log on`,
+        values: { fastify: fastifyLogged, runway: runwayLogged },
+        target: '>= 1.0x Fastify',
+        pass: runwayLogged >= fastifyLogged,
+      });
+    }
+  }
+  peerRows.push({ metric: 'RSS under load, GET /json (MB)', values: perPeer((peer) => m(`${peer} /json`)?.peakRssMb) });
+}
+if (runs('drain')) {
+  peerRows.push({
+    metric: 'SIGTERM to exit, nothing in flight (ms)',
+    values: perPeer((peer) => drain[peer]),
+    target: '<= SHUTDOWN_DELAY_MS (0) + 50 ms',
+    pass: (drain.runway ?? Number.POSITIVE_INFINITY) <= 50,
+  });
+}
 
-const bareCold = cold['bare /healthz'] ?? [];
-const oursCold = cold['runway /healthz'] ?? [];
-const appCold = cold['runway GET / (app)'] ?? [];
-const bare24 = cold['node24 bare /healthz'] ?? [];
-const ours24 = cold['node24 runway /healthz'] ?? [];
-const unbundledCold = cold['unbundled /healthz'] ?? [];
-const rows = [
-  {
-    metric: 'Node 20: cold start to first 200 from /healthz, median (ms)',
-    bare: quantile(bareCold, 0.5),
-    runway: quantile(oursCold, 0.5),
-    target: '<= 1.25x',
-    pass: quantile(oursCold, 0.5) <= 1.25 * quantile(bareCold, 0.5),
-  },
-  {
-    metric: 'Node 20: cold start to first 200 from /healthz, p90 (ms)',
-    bare: quantile(bareCold, 0.9),
-    runway: quantile(oursCold, 0.9),
-    target: '',
-    pass: undefined,
-  },
-  {
-    metric: 'Node 24: cold start to first 200 from /healthz, median (ms)',
-    bare: quantile(bare24, 0.5),
-    runway: quantile(ours24, 0.5),
-    target: '<= 1.25x',
-    pass: quantile(ours24, 0.5) <= 1.25 * quantile(bare24, 0.5),
-  },
-  {
-    metric: 'Node 20 cold start: unbundled from node_modules (left) vs the bundle (right), median (ms)',
-    bare: quantile(unbundledCold, 0.5),
-    runway: quantile(oursCold, 0.5),
-    target: '(report)',
-    pass: undefined,
-  },
-  {
-    metric: 'Node 20: cold start to first 200 from GET / (app), median (ms)',
-    bare: quantile(bareCold, 0.5),
-    runway: quantile(appCold, 0.5),
-    target: '(report)',
-    pass: undefined,
-  },
-  {
-    metric: 'GET /healthz req/s',
-    bare: bare.rps,
-    runway: ours.rps,
-    target: '>= 0.80x',
-    pass: ours.rps >= 0.8 * bare.rps,
-  },
-  { metric: 'GET /healthz p99 (ms)', bare: bare.p99Ms, runway: ours.p99Ms, target: '', pass: undefined },
-  {
-    metric: 'GET / through Hono, req/s',
-    bare: bare.rps,
-    runway: oursApp.rps,
-    target: '(report)',
-    pass: undefined,
-  },
-  { metric: 'GET / through Hono, p99 (ms)', bare: bare.p99Ms, runway: oursApp.p99Ms, target: '', pass: undefined },
-  {
-    metric: 'GET / through Hono, access log on, req/s',
-    bare: bare.rps,
-    runway: oursLogged.rps,
-    target: '(report)',
-    pass: undefined,
-  },
-  {
-    metric: 'access log cost: req/s with it on / off',
-    bare: oursApp.rps,
-    runway: oursLogged.rps,
-    target: '(report)',
-    pass: undefined,
-  },
-  {
-    metric: 'idle RSS (MB)',
-    bare: bare.idleRssMb,
-    runway: ours.idleRssMb,
-    target: '<= 60 MB',
-    pass: ours.idleRssMb <= 60,
-  },
-  {
-    metric: 'invalid config to exit (ms)',
-    bare: Number.NaN,
-    runway: configFailMs,
-    target: '<= 1000 ms',
-    pass: configFailMs <= 1000,
-  },
-];
-
-const fmt = (n: number) => (Number.isNaN(n) ? '-' : n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
-const table = [
-  `| metric | bare node:http | runway | ratio | target | met |`,
-  `|---|---|---|---|---|---|`,
-  ...rows.map((row) => {
-    const ratio = Number.isNaN(row.bare) ? '-' : `${(row.runway / row.bare).toFixed(2)}x`;
-    const met = row.pass === undefined ? '' : row.pass ? 'yes' : 'NO';
-    return `| ${row.metric} | ${fmt(row.bare)} | ${fmt(row.runway)} | ${ratio} | ${row.target} | ${met} |`;
-  }),
-].join('\n');
-
-const database = await benchDatabase();
-const dbTable =
-  typeof database === 'string'
-    ? `database rows skipped: ${database}`
+const peerTable =
+  peerRows.length === 0
+    ? ''
     : [
-        '| route (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) | non-2xx |',
+        `| metric | ${peers.map((peer) => peerNames[peer]).join(' | ')} | runway / bare | runway / Fastify | target | met |`,
+        `|---|${peers.map(() => '---').join('|')}|---|---|---|---|`,
+        ...peerRows.map((row) => {
+          const met = row.pass === undefined ? '' : row.pass ? 'yes' : 'NO';
+          return `| ${row.metric} | ${peers.map((peer) => fmt(row.values[peer])).join(' | ')} | ${ratio(
+            row.values.runway,
+            row.values.bare,
+          )} | ${ratio(row.values.runway, row.values.fastify)} | ${row.target ?? ''} | ${met} |`;
+        }),
+      ].join('\n');
+
+const overloadTable = overload.length
+  ? [
+      `Overload: GET /work (~1 ms CPU) under wrk -c256 for ${DURATION_S}s, sampler at 50 req/s; shedding at ${OVERLOAD_DELAY_MS} ms of loop delay.`,
+      '',
+      '| server | p99 accepted, normal load (ms) | p99 accepted, overload (ms) | ratio | target | shed % | answers/s | 2xx/s | idle RSS (MB) | peak RSS (MB) |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+      ...overload.map(
+        (row) =>
+          `| ${row.server} | ${fmt(row.normalP99Ms)} | ${fmt(row.acceptedP99Ms)} | ${row.acceptedRatio.toFixed(1)}x | <= 3x | ${row.shedPercent.toFixed(1)} | ${fmt(row.rps)} | ${fmt(row.goodput)} | ${fmt(row.idleRssMb)} | ${fmt(row.peakRssMb)} |`,
+      ),
+    ].join('\n')
+  : '';
+
+const guardTable = guards
+  ? [
+      '| shedding + rate limiter on the hot path | req/s off | req/s on | on / off | target | met |',
+      '|---|---|---|---|---|---|',
+      ...Object.entries(guards).map(([route, { on, off }]) => {
+        const pass = on >= 0.95 * off;
+        return `| GET /${route} | ${fmt(off)} | ${fmt(on)} | ${ratio(on, off)} | >= 0.95x | ${pass ? 'yes' : 'NO'} |`;
+      }),
+    ].join('\n')
+  : '';
+
+const notesTable =
+  typeof notes === 'string'
+    ? `notes API rows skipped: ${notes}`
+    : [
+        '| notes API (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) | non-2xx |',
         '|---|---|---|---|---|',
-        ...database.map(
+        ...notes.map(
           (row) => `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} | ${row.errors} |`,
         ),
       ].join('\n');
@@ -248,14 +337,45 @@ const dbTable =
 const meta = {
   date: new Date().toISOString(),
   node: process.version,
+  node24: execFileSync(NODE24, ['--version'], { encoding: 'utf8' }).trim(),
   cpus: (await import('node:os')).cpus().length,
   spawns: SPAWNS,
   wrk: `-t1 -c64 -d${DURATION_S}s, median of ${ROUNDS}`,
+  sections: ONLY ?? 'all',
 };
-console.log(`\nnode ${meta.node}, ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}\n`);
-console.log(table);
-console.log(`\n${dbTable}`);
+const header = `node ${meta.node} (and ${meta.node24}), ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}, ${meta.date.slice(0, 10)}`;
+const report = [header, peerTable, overloadTable, guardTable, notesTable].filter(Boolean).join('\n\n');
+console.log(`\n${report}`);
+
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ ...meta, rows, cold, database }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, notes }, null, 2)}\n`,
+);
 console.log(`\nwritten to ${file}`);
+
+// A full run refreshes the chart and README's tables; a partial one leaves them.
+if (!ONLY) {
+  const routes = ['/healthz', '/json', ...(databaseUp ? ['/db'] : [])];
+  writeFileSync(
+    'bench/chart.svg',
+    barChart({
+      title: `req/s, wrk -c64, ${meta.cpus} cores (${meta.date.slice(0, 10)})`,
+      groups: routes.map((route) => ({
+        label: `GET ${route}`,
+        bars: peers.map((peer) => ({ label: peerNames[peer], value: measured[`${peer} ${route}`]?.rps ?? 0 })),
+      })),
+    }),
+  );
+  const readme = readFileSync('README.md', 'utf8');
+  const startMark = readme.indexOf('<!-- bench:start -->');
+  const endMark = readme.indexOf('<!-- bench:end -->');
+  if (startMark !== -1 && endMark !== -1) {
+    writeFileSync(
+      'README.md',
+      `${readme.slice(0, startMark)}<!-- bench:start -->\n${report}\n${readme.slice(endMark)}`,
+    );
+    console.log('README.md and bench/chart.svg updated; run `npm run format` before committing');
+  }
+}

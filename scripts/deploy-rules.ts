@@ -255,10 +255,12 @@ function yamlDocs(path: string): Record<string, unknown>[] {
 function checkCloudRun(root: string, path: string, findings: Finding[]) {
   const file = rel(root, path);
   for (const doc of yamlDocs(path)) {
-    const spec = (doc?.spec as { template?: { spec?: { containers?: Container[] } } })?.template?.spec;
+    const spec = (doc?.spec as { template?: { spec?: { containers?: Container[]; containerConcurrency?: number } } })
+      ?.template?.spec;
     for (const [i, container] of (spec?.containers ?? []).entries()) {
       const field = `spec.template.spec.containers[${i}]`;
       const env = envOf(container);
+      checkConcurrency(file, field, env, spec?.containerConcurrency, findings);
       const grace = env.find((e) => e.name === 'TERMINATION_GRACE_MS')?.value;
       if (grace !== undefined && Number(grace) !== CLOUD_RUN_GRACE_MS) {
         findings.push({
@@ -273,6 +275,26 @@ function checkCloudRun(root: string, path: string, findings: Finding[]) {
       checkProbes(file, field, container, env, findings);
     }
   }
+}
+
+// Cloud Run's own cap on requests per instance (default 80, at most 1000) must
+// not exceed ours, or requests Cloud Run routed here on purpose get 503.
+function checkConcurrency(
+  file: string,
+  field: string,
+  env: EnvEntry[],
+  concurrency: number | undefined,
+  findings: Finding[],
+) {
+  const cap = Number(env.find((e) => e.name === 'MAX_INFLIGHT_REQUESTS')?.value ?? 250);
+  const routed = concurrency ?? 80;
+  if (cap === 0 || routed <= cap) return;
+  findings.push({
+    file,
+    field: `${field}.env MAX_INFLIGHT_REQUESTS`,
+    problem: `Cloud Run sends up to ${routed} requests at once (containerConcurrency) but MAX_INFLIGHT_REQUESTS is ${cap}: the rest would be shed with 503`,
+    fix: `set MAX_INFLIGHT_REQUESTS to at least ${routed}, or lower containerConcurrency`,
+  });
 }
 
 function checkKubernetes(root: string, path: string, findings: Finding[]) {

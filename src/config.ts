@@ -166,6 +166,38 @@ export const EnvSchema = v.object({
       ),
     ),
   ),
+  MAX_INFLIGHT_REQUESTS: v.optional(
+    v.pipe(
+      integer(0, 1_000_000),
+      doc(
+        'Requests in flight past which new ones get 503 + Retry-After at once, body unread; 0 = no cap. Keep it at or above Cloud Run `containerConcurrency`.',
+      ),
+    ),
+    '250',
+  ),
+  MAX_EVENT_LOOP_DELAY_MS: v.optional(
+    v.pipe(
+      integer(0, MAX_TIMEOUT_MS),
+      doc('While the event loop lags more than this, new requests get 503 and /readyz is 503; 0 = off.'),
+    ),
+    '500',
+  ),
+  RATE_LIMIT_RPS: v.optional(
+    v.pipe(
+      integer(1, 1_000_000),
+      doc('Requests per second per client IP (trusted, IPv6 per /64), per instance; over it 429.', {
+        defaultText: 'no limit',
+      }),
+    ),
+  ),
+  RATE_LIMIT_BURST: v.optional(
+    v.pipe(
+      integer(1, 1_000_000),
+      doc('Bucket size: requests a client may send at once before RATE_LIMIT_RPS applies.', {
+        defaultText: 'RATE_LIMIT_RPS',
+      }),
+    ),
+  ),
   LOG_HEALTH_CHECKS: v.optional(
     v.pipe(
       v.picklist(['true', 'false'], 'expected true or false'),
@@ -260,6 +292,14 @@ export const ConfigSchema = v.pipe(
   ),
   v.forward(
     v.partialCheck(
+      [['RATE_LIMIT_BURST'], ['RATE_LIMIT_RPS']],
+      (env) => env.RATE_LIMIT_BURST === undefined || env.RATE_LIMIT_RPS !== undefined,
+      'has no effect without RATE_LIMIT_RPS: set both, or neither',
+    ),
+    ['RATE_LIMIT_BURST'],
+  ),
+  v.forward(
+    v.partialCheck(
       [['READ_HEADER_TIMEOUT_MS'], ['READ_TIMEOUT_MS']],
       (env) => env.READ_HEADER_TIMEOUT_MS <= env.READ_TIMEOUT_MS,
       // Node throws at listen time otherwise; say it at load time instead.
@@ -335,6 +375,12 @@ export const ConfigSchema = v.pipe(
       readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
+      maxInflightRequests: env.MAX_INFLIGHT_REQUESTS,
+      maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
+      rateLimit:
+        env.RATE_LIMIT_RPS === undefined
+          ? undefined
+          : { rps: env.RATE_LIMIT_RPS, burst: env.RATE_LIMIT_BURST ?? env.RATE_LIMIT_RPS },
       logHealthChecks: env.LOG_HEALTH_CHECKS,
       projectId: env.GOOGLE_CLOUD_PROJECT,
       databaseUrl: env.DATABASE_URL,

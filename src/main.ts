@@ -3,8 +3,10 @@ import { createHealth, type Health } from './runtime/health.js';
 import type { FetchApp } from './runtime/hono-listener.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
 import { createLineWriter } from './runtime/line-writer.js';
+import { createLoadShedder } from './runtime/load-shedder.js';
 import { createLogger, errorFields, type Logger } from './runtime/logger.js';
 import { createNodeServer } from './runtime/node-server.js';
+import { createRateLimiter } from './runtime/rate-limit.js';
 
 /**
  * The process: the only place that reads `process.env`, installs signal
@@ -76,7 +78,14 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   process.on('uncaughtException', (error) => void lifecycle.shutdown({ error }));
   process.on('unhandledRejection', (error) => void lifecycle.shutdown({ error }));
 
-  const server = createNodeServer({ ...config, health, log });
+  const shedder = createLoadShedder({
+    maxInFlight: config.maxInflightRequests,
+    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+    log,
+  });
+  if (config.maxEventLoopDelayMs > 0) health.register('event_loop', () => !shedder.overloaded);
+  const rateLimiter = config.rateLimit && createRateLimiter(config.rateLimit);
+  const server = createNodeServer({ ...config, health, log, shedder, rateLimiter });
   lifecycle.addDrainable(server);
 
   try {
@@ -97,6 +106,7 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   try {
     await listener;
     health.markStarted();
+    shedder.start();
     log.info('started', { startupMs: Math.round(performance.now() - startedAt) });
   } catch (error) {
     // The lifecycle logs the error with its stack as the fatal error; this line says where.

@@ -93,7 +93,7 @@ describe('the artifact', () => {
       server.proc,
       server.output,
     );
-    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { db: 'up' } });
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { event_loop: 'up', db: 'up' } });
     const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${server.proc.pid}/status`, 'utf8'));
     expect(uid?.[2]).toBe(asRoot ? NONROOT : String(process.getuid?.()));
     expect(uid?.[2]).not.toBe('0');

@@ -143,3 +143,21 @@ describe('redaction of DATABASE_URL', () => {
     expect(problems.join('\n')).not.toContain('hunter2secret');
   });
 });
+
+describe('overload settings', () => {
+  it('caps requests in flight and watches the event loop by default, with no rate limit', () => {
+    expect(loadConfig({})).toMatchObject({ maxInflightRequests: 250, maxEventLoopDelayMs: 500, rateLimit: undefined });
+  });
+
+  it('takes the burst from the rate when it is not given', () => {
+    expect(loadConfig({ RATE_LIMIT_RPS: '20' }).rateLimit).toEqual({ rps: 20, burst: 20 });
+    expect(loadConfig({ RATE_LIMIT_RPS: '20', RATE_LIMIT_BURST: '50' }).rateLimit).toEqual({ rps: 20, burst: 50 });
+  });
+
+  it('rejects a burst without a rate, and a rate of zero', () => {
+    expect(problemsOf({ RATE_LIMIT_BURST: '10' })).toEqual([
+      'RATE_LIMIT_BURST: has no effect without RATE_LIMIT_RPS: set both, or neither, got "10"',
+    ]);
+    expect(problemsOf({ RATE_LIMIT_RPS: '0' })[0]).toMatch(/^RATE_LIMIT_RPS: expected a whole number from 1/);
+  });
+});

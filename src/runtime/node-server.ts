@@ -4,13 +4,16 @@ import { logAccess } from './access-log.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
 import type { Drainable } from './lifecycle.js';
+import type { LoadShedder, ShedReason } from './load-shedder.js';
 import { errorFields, type Logger } from './logger.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
+import type { RateLimiter } from './rate-limit.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import {
   abortRequest,
   attachRequestState,
   ClientGoneError,
+  clientIpOfState,
   HandlerTimeoutError,
   type RequestState,
 } from './request-context.js';
@@ -55,6 +58,10 @@ export interface NodeServerOptions {
   logHealthChecks: boolean;
   health: Health;
   log: Logger;
+  /** Refuses new requests past the in-flight cap or while the event loop is overloaded. */
+  shedder?: LoadShedder | undefined;
+  /** Per-client token buckets (RATE_LIMIT_RPS). */
+  rateLimiter?: RateLimiter | undefined;
 }
 
 export interface NodeServer extends Drainable {
@@ -96,8 +103,10 @@ function isProbe(url: string): boolean {
 }
 
 export function createNodeServer(options: NodeServerOptions): NodeServer {
-  const { health, log, trust } = options;
+  const { health, log, trust, shedder, rateLimiter } = options;
   const inFlight = new Set<RequestState>();
+  // Requests admitted past shedding: what MAX_INFLIGHT_REQUESTS caps.
+  let admitted = 0;
   let closing = false;
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
@@ -108,8 +117,14 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   function onResponseClose(this: StatefulResponse) {
     const state = this[stateKey] as RequestState;
     inFlight.delete(state);
+    if (state.admitted) admitted--;
     if (!this.writableFinished) abortRequest(state, new ClientGoneError());
-    if (options.logHealthChecks || !isProbe(state.req.url ?? '')) logAccess(log, state, options.projectId);
+    // Refused requests (shed, rate-limited) have no access line: they are
+    // counted in the shedder's summary, one line a second at most, so a
+    // flood does not turn into a flood of log lines.
+    if (state.admitted || (options.logHealthChecks && isProbe(state.req.url ?? ''))) {
+      logAccess(log, state, options.projectId);
+    }
     if (closing) {
       // A response that started before the drain went out keep-alive; its
       // socket is idle now and must not outlive the server.
@@ -129,6 +144,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       controller: undefined,
       abortReason: undefined,
       onDeadline: undefined,
+      admitted: false,
     });
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
@@ -142,8 +158,51 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     }
     for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
     res.setHeader('x-request-id', state.requestId);
+    if (rateLimiter && !takeToken(state, rateLimiter)) return;
+    if (shedder) {
+      const reason = shedder.check(admitted);
+      if (reason) return shed(state, reason);
+    }
+    state.admitted = true;
+    admitted++;
     if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
     dispatch(req, res);
+  };
+
+  // The client's own limit comes first: one client over it is told 429
+  // (its doing), not 503 (ours). The RateLimit fields go on every answer.
+  const takeToken = (state: RequestState, limiter: RateLimiter): boolean => {
+    const verdict = limiter.take(clientIpOfState(state));
+    state.res.setHeader('ratelimit-policy', limiter.policy);
+    state.res.setHeader('ratelimit', limiter.header(verdict));
+    if (verdict.allowed) return true;
+    shedder?.count('rate_limit');
+    refuseUnread(state, 429, {
+      code: 'rate_limited',
+      detail: `too many requests from this client; retry in ${verdict.retryAfterSeconds} s`,
+      headers: { 'retry-after': String(verdict.retryAfterSeconds) },
+    });
+    return false;
+  };
+
+  const shed = (state: RequestState, reason: ShedReason) => {
+    shedder?.count(reason);
+    refuseUnread(state, 503, {
+      code: 'overloaded',
+      detail:
+        reason === 'max_inflight'
+          ? 'the server is at its limit of requests in flight; retry shortly'
+          : 'the server is overloaded; retry shortly',
+      headers: { 'retry-after': '1' },
+    });
+  };
+
+  // A refusal never reads the body. A request that announced one gets
+  // `Connection: close` and the lingering close of a 413, since the body
+  // still on the wire would otherwise be read to reuse the socket.
+  const refuseUnread = (state: RequestState, status: number, init: ProblemInit) => {
+    if (announcesBody(state.req)) closeAfterAnswer(state.req, state.res);
+    respondProblem(state.res, status, init);
   };
 
   // A bug in the runtime's own async paths (or in the app's bodyLimitFor)
@@ -181,6 +240,11 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   };
 
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
+    closeAfterAnswer(req, res);
+    respondProblem(res, 413, { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` });
+  };
+
+  const closeAfterAnswer = (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('connection', 'close');
     // A lingering close: Node would destroy the socket right after the 413,
     // and with the client still sending, the kernel answers with a reset that
@@ -200,7 +264,6 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
         setTimeout(() => socket.destroy(), LINGER_MS).unref();
       });
     }
-    respondProblem(res, 413, { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` });
   };
 
   const respondProblem = (res: ServerResponse, status: number, init: ProblemInit) => {
@@ -210,7 +273,11 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     }
     const state = (res as StatefulResponse)[stateKey];
     const body = JSON.stringify(problemBody(status, init, state?.requestId));
-    res.writeHead(status, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+    res.writeHead(status, {
+      ...init.headers,
+      'content-type': PROBLEM_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   };
 

@@ -24,6 +24,8 @@ export interface RequestState {
   abortReason: unknown;
   /** Set by the app bridge while a handler runs: answers 503 when the deadline passes. */
   onDeadline: (() => void) | undefined;
+  /** Counted against MAX_INFLIGHT_REQUESTS (probes and refused requests are not). */
+  admitted: boolean;
 }
 
 export function attachRequestState(state: RequestState): RequestState {

@@ -57,7 +57,10 @@ async function readyz(port: number) {
 describe('database readiness and lifecycle', () => {
   it('listens before the database answers and turns ready once it does', async () => {
     const server = await startFixture({ DATABASE_URL: await freshDatabase() });
-    expect(await readyz(server.port)).toEqual({ status: 200, body: { status: 'ready', checks: { db: 'up' } } });
+    expect(await readyz(server.port)).toEqual({
+      status: 200,
+      body: { status: 'ready', checks: { event_loop: 'up', db: 'up' } },
+    });
     expect((await fetchRaw(server.port, '/db/now')).body).toBe('{"one":1}');
   });
 

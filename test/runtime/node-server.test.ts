@@ -96,7 +96,7 @@ describe('health endpoints', () => {
     expect(JSON.parse(live.body)).toEqual({ status: 'ok' });
     const ready = await fetchRaw(server.port, '/readyz', { agent });
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: {} });
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { event_loop: 'up' } });
     const head = await fetchRaw(server.port, '/readyz', { method: 'HEAD', agent });
     expect(head.status).toBe(200);
     expect(head.body).toBe('');
@@ -121,7 +121,7 @@ describe('health endpoints', () => {
     expect(ready.status).toBe(503);
     expect(JSON.parse(ready.body)).toEqual({
       status: 'unavailable',
-      checks: { fixture: 'down: timed out after 200 ms' },
+      checks: { event_loop: 'up', fixture: 'down: timed out after 200 ms' },
     });
     expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
   });
@@ -130,12 +130,12 @@ describe('health endpoints', () => {
     const failing = await startFixture({ FIXTURE_READY_CHECK: 'fail' });
     expect(JSON.parse((await fetchRaw(failing.port, '/readyz')).body)).toEqual({
       status: 'unavailable',
-      checks: { fixture: 'down' },
+      checks: { event_loop: 'up', fixture: 'down' },
     });
     const passing = await startFixture({ FIXTURE_READY_CHECK: 'pass' });
     expect(JSON.parse((await fetchRaw(passing.port, '/readyz')).body)).toEqual({
       status: 'ready',
-      checks: { fixture: 'up' },
+      checks: { event_loop: 'up', fixture: 'up' },
     });
   });
 });

@@ -49,6 +49,12 @@ describe('check:deploy', () => {
     expectFinding(checkDeploy(dir), RUN, /GRACEFUL_TIMEOUT_MS$/);
   });
 
+  it('fails when Cloud Run may route more requests than MAX_INFLIGHT_REQUESTS admits', () => {
+    const dir = brokenCopy(RUN, (t) => t.replace('containerConcurrency: 80', 'containerConcurrency: 400'));
+    const finding = expectFinding(checkDeploy(dir), RUN, /MAX_INFLIGHT_REQUESTS$/);
+    expect(finding.fix).toBe('set MAX_INFLIGHT_REQUESTS to at least 400, or lower containerConcurrency');
+  });
+
   it('fails when TERMINATION_GRACE_MS disagrees with ECS stopTimeout', () => {
     const dir = brokenCopy(ECS, (t) => t.replace('"stopTimeout": 30', '"stopTimeout": 20'));
     expectFinding(checkDeploy(dir), ECS, /TERMINATION_GRACE_MS$/);

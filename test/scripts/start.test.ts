@@ -22,7 +22,7 @@ describe('npm start without DATABASE_URL', () => {
     proc.stdout?.on('data', (chunk) => {
       out += chunk;
     });
-    expect(await waitReady(port)).toEqual({ status: 'ready', checks: { db: 'up' } });
+    expect(await waitReady(port)).toEqual({ status: 'ready', checks: { event_loop: 'up', db: 'up' } });
     expect(JSON.parse((await fetchRaw(port, '/db/now')).body)).toEqual({ one: 1 });
     const warnings = out.split('\n').filter((line) => line.includes('embedded Postgres'));
     expect(warnings).toHaveLength(1);

@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { type Fixture, fetchRaw, type Reply, rawConnect, startFixture } from '../helpers.js';
+
+// Shedding, the event-loop guard and the rate limiter, on real sockets
+// against the fixture server in a child process.
+
+function rssBytes(fixture: Fixture): number {
+  const status = readFileSync(`/proc/${fixture.proc.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+function problemOf(reply: Reply) {
+  expect(reply.headers['content-type']).toBe('application/problem+json');
+  return JSON.parse(reply.body) as { code: string; status: number };
+}
+
+/** A keep-alive socket that pipelines batches and counts the answers by status, without keeping them. */
+async function pipelined(port: number) {
+  const conn = await rawConnect(port);
+  const statuses = new Map<string, number>();
+  let answered = 0;
+  let carry = '';
+  let wake: (() => void) | undefined;
+  conn.socket.on('data', (chunk: string) => {
+    const text = carry + chunk;
+    for (const match of text.matchAll(/HTTP\/1\.1 (\d{3}) /g)) {
+      answered++;
+      statuses.set(match[1] as string, (statuses.get(match[1] as string) ?? 0) + 1);
+    }
+    // A status line split across chunks is counted with the next one.
+    const cut = text.lastIndexOf('HTTP/1.1 ');
+    carry =
+      cut !== -1 && cut > text.length - 13 ? text.slice(cut) : text.slice(-12).replace(/.*HTTP\/1\.1 \d{3} /s, '');
+    wake?.();
+  });
+  return {
+    statuses,
+    async send(requests: string[]) {
+      const target = answered + requests.length;
+      conn.socket.write(requests.join(''));
+      while (answered < target) await new Promise<void>((resolve) => (wake = resolve));
+    },
+  };
+}
+
+describe('cap on requests in flight', () => {
+  it('answers 503 with Retry-After at once past the cap, while accepted requests complete and probes stay 200', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '2' });
+    const slow = [fetchRaw(server.port, '/slow?ms=1500'), fetchRaw(server.port, '/slow?ms=1500')];
+    await server.waitForLog(
+      (line) =>
+        line.message === 'slow request started' &&
+        server.logs.filter((l) => l.message === 'slow request started').length === 2,
+    );
+
+    const refused = await fetchRaw(server.port, '/');
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(problemOf(refused).code).toBe('overloaded');
+    expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
+    expect((await fetchRaw(server.port, '/readyz')).status).toBe(200);
+
+    const done = await Promise.all(slow);
+    expect(done.map((reply) => reply.status)).toEqual([200, 200]);
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    const summary = await server.waitForLog((line) => line.message === 'requests refused');
+    expect(summary.refused).toMatchObject({ max_inflight: 1 });
+  });
+
+  it('refuses a request with a body past the cap without waiting for the body', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1' });
+    const slow = fetchRaw(server.port, '/slow?ms=1500');
+    await server.waitForLog((line) => line.message === 'slow request started');
+    const conn = await rawConnect(server.port);
+    // Announces a gigabyte and sends none of it: the answer must come anyway.
+    conn.socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 503 /);
+    expect(conn.received()).toMatch(/connection: close/i);
+    expect((await slow).status).toBe(200);
+  });
+});
+
+describe('event-loop delay shedding', () => {
+  it('turns /readyz 503 and sheds new requests while a CPU-bound route holds the loop, then recovers', async () => {
+    const server = await startFixture({ MAX_EVENT_LOOP_DELAY_MS: '100' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+    let driving = true;
+    // Two clients keep 300 ms CPU-bound requests coming back to back.
+    const drivers = [0, 1].map(async () => {
+      for (let i = 0; driving && i < 200; i++) await fetchRaw(server.port, '/busy?ms=300', { agent });
+    });
+
+    let readyDown: Reply | undefined;
+    let shed: Reply | undefined;
+    for (let i = 0; i < 300 && !(readyDown && shed); i++) {
+      const [ready, plain] = await Promise.all([fetchRaw(server.port, '/readyz'), fetchRaw(server.port, '/')]);
+      if (ready.status === 503) readyDown = ready;
+      if (plain.status === 503) shed = plain;
+      // Liveness never follows readiness down: an overloaded process must not be restarted.
+      expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
+    }
+    driving = false;
+    await Promise.all(drivers);
+    agent.destroy();
+
+    expect(readyDown, 'readiness never turned 503').toBeDefined();
+    expect(JSON.parse(readyDown?.body ?? '{}').checks).toMatchObject({ event_loop: 'down' });
+    expect(shed, 'no request was shed').toBeDefined();
+    expect(shed?.headers['retry-after']).toBe('1');
+    expect(problemOf(shed as Reply).code).toBe('overloaded');
+    await server.waitForLog((line) => line.message === 'event loop overloaded, shedding new requests');
+
+    // Recovery needs no restart: poll (bounded) until both are back.
+    let recovered = false;
+    for (let i = 0; i < 100 && !recovered; i++) {
+      const [ready, plain] = await Promise.all([fetchRaw(server.port, '/readyz'), fetchRaw(server.port, '/')]);
+      recovered = ready.status === 200 && plain.status === 200;
+      if (!recovered) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(recovered).toBe(true);
+    await server.waitForLog((line) => line.message === 'event loop recovered');
+  });
+});
+
+describe('rate limit per trusted client IP', () => {
+  it('answers 429 with Retry-After and the RateLimit fields once the burst is spent', async () => {
+    const server = await startFixture({ RATE_LIMIT_RPS: '1', RATE_LIMIT_BURST: '3' });
+    const replies: Reply[] = [];
+    for (let i = 0; i < 4; i++) replies.push(await fetchRaw(server.port, '/'));
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 429]);
+    expect(replies.map((reply) => reply.headers.ratelimit)).toEqual([
+      '"per-client";r=2;t=1',
+      '"per-client";r=1;t=2',
+      '"per-client";r=0;t=3',
+      '"per-client";r=0;t=3',
+    ]);
+    const limited = replies[3] as Reply;
+    expect(limited.headers['ratelimit-policy']).toBe('"per-client";q=3;w=3');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(problemOf(limited).code).toBe('rate_limited');
+    // Probes are never limited: the load balancer shares one address with nobody.
+    for (let i = 0; i < 5; i++) expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
+  });
+
+  it('does not let a forged X-Forwarded-For buy a fresh bucket, with or without trusted proxies', async () => {
+    for (const trusted of [undefined, 'loopback']) {
+      const server = await startFixture({
+        RATE_LIMIT_RPS: '1',
+        RATE_LIMIT_BURST: '2',
+        ...(trusted ? { TRUSTED_PROXIES: trusted } : {}),
+      });
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        // Behind a trusted proxy the proxy appends the real client (203.0.113.9); the left part is the client's forgery.
+        const forged = `198.51.100.${i}`;
+        const header = trusted ? `${forged}, 203.0.113.9` : forged;
+        statuses.push((await fetchRaw(server.port, '/', { headers: { 'x-forwarded-for': header } })).status);
+      }
+      expect(statuses, `TRUSTED_PROXIES=${trusted}`).toEqual([200, 200, 429, 429, 429]);
+    }
+  });
+
+  it('gives each client behind a trusted proxy its own bucket, and memory stays bounded under 100 000 of them', async () => {
+    const total = 100_000;
+    const request = (i: number) =>
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.${i >> 16}.${(i >> 8) & 255}.${i & 255}\r\n\r\n`;
+    // The same flood with the limiter off is the control: pipelined load
+    // alone grows V8's heap, and only what the limiter adds is its cost.
+    const flood = async (limited: boolean) => {
+      const server = await startFixture(
+        {
+          ...(limited ? { RATE_LIMIT_RPS: '1', RATE_LIMIT_BURST: '1' } : {}),
+          TRUSTED_PROXIES: 'loopback',
+          LOG_LEVEL: 'warn',
+          // Pipelined requests are all in flight at once: no cap here.
+          MAX_INFLIGHT_REQUESTS: '0',
+        },
+        'none',
+      );
+      const sockets = await Promise.all([0, 1, 2, 3].map(() => pipelined(server.port)));
+      await sockets[0]?.send(Array.from({ length: 1000 }, (_, i) => request(200_000 + i)));
+      const baseline = rssBytes(server);
+      let peak = baseline;
+      const batch = 500;
+      await Promise.all(
+        sockets.map(async (conn, s) => {
+          for (let start = s * batch; start < total; start += sockets.length * batch) {
+            await conn.send(Array.from({ length: batch }, (_, i) => request(start + i)));
+            peak = Math.max(peak, rssBytes(server));
+          }
+        }),
+      );
+      const counts = sockets.map((conn) => Object.fromEntries(conn.statuses));
+      return { server, growth: peak - baseline, counts };
+    };
+
+    const control = await flood(false);
+    const { server, growth, counts } = await flood(true);
+    // Every address is new: none of them may be refused.
+    expect(counts.reduce((sum, byStatus) => sum + (byStatus['200'] ?? 0), 0)).toBe(total + 1000);
+    expect(counts.some((byStatus) => byStatus['429'] !== undefined)).toBe(false);
+    // A spent bucket is remembered: the same client again is refused.
+    expect((await fetchRaw(server.port, '/', { headers: { 'x-forwarded-for': '10.1.134.159' } })).status).toBe(429);
+    const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    console.log(`100 000 clients: RSS growth ${mb(growth)} MB with the limiter, ${mb(control.growth)} MB without`);
+    expect(growth - control.growth).toBeLessThan(48 * 2 ** 20);
+  }, 120_000);
+});
