@@ -10,6 +10,8 @@ export interface Program {
   name: string;
   file: string;
   env?: Record<string, string>;
+  /** The command line that runs `file`, when it is not this Node (Bun, Deno). */
+  command?: (file: string) => string[];
 }
 
 export function get(port: number, path: string): Promise<number> {
@@ -29,7 +31,8 @@ export function get(port: number, path: string): Promise<number> {
  * what a non-2xx answer was.
  */
 export function start(program: Program, port: number, node = process.execPath) {
-  const child = spawn(node, [program.file], {
+  const [command = node, ...args] = program.command ? program.command(program.file) : [node, program.file];
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
     stdio: ['ignore', 'pipe', 'ignore'],
   });

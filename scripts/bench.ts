@@ -8,6 +8,7 @@ import { benchOverload, guardCost, OVERLOAD_DELAY_MS } from './bench-overload.js
 import { bundleOptions } from './bundle-options.js';
 import { freePort } from './free-port.js';
 import { ensureNode24 } from './node24.js';
+import { runtime } from './runtimes.js';
 
 /**
  * `npm run bench`: runway against the servers a user would run instead, in
@@ -21,7 +22,7 @@ import { ensureNode24 } from './node24.js';
  * Knobs: BENCH_SPAWNS (cold starts per program, default 21), BENCH_DURATION_S
  * (wrk seconds, default 5), BENCH_ROUNDS (runs per row, median kept, default
  * 3), BENCH_ONLY (comma list of sections: startup, throughput, drain,
- * overload, guards, notes), BENCH_DATABASE_URL (else TEST_DATABASE_URL, else
+ * overload, guards, runtimes, notes), BENCH_DATABASE_URL (else TEST_DATABASE_URL, else
  * the local server).
  */
 
@@ -218,6 +219,43 @@ const guards = runs('guards')
       json: await guardCost(RUNWAY_APP, '/json', ROUNDS),
     }
   : undefined;
+// ---- runtimes: the same runway bundle on Node, Bun and Deno
+interface RuntimeRow {
+  runtime: string;
+  coldMs: number;
+  idleRssMb: number;
+  healthzRps: number;
+  jsonRps: number;
+  peakRssMb: number;
+}
+const runtimeRows: RuntimeRow[] = [];
+if (runs('runtimes')) {
+  const all = (['node', 'bun', 'deno'] as const).map((name) => {
+    const on = runtime(name);
+    return { name, program: { name, file: RUNWAY_APP, env: quiet, command: on.command } as Program };
+  });
+  const colds: Record<string, number[]> = Object.fromEntries(all.map((r) => [r.name, []]));
+  for (let i = 0; i < SPAWNS; i++) {
+    for (const r of all) colds[r.name]?.push(await coldStart(r.program, '/healthz'));
+  }
+  for (const r of all) {
+    const healthz: Loaded[] = [];
+    const json: Loaded[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      healthz.push(await loaded(r.program, '/healthz'));
+      json.push(await loaded(r.program, '/json'));
+    }
+    runtimeRows.push({
+      runtime: r.name,
+      coldMs: quantile(colds[r.name] ?? [], 0.5),
+      idleRssMb: median(healthz, 'idleRssMb'),
+      healthzRps: median(healthz, 'rps'),
+      jsonRps: median(json, 'rps'),
+      peakRssMb: median(json, 'peakRssMb'),
+    });
+  }
+}
+
 const notes = runs('notes') ? await benchDatabase() : 'not run (BENCH_ONLY)';
 
 // ---- tables
@@ -323,6 +361,17 @@ const guardTable = guards
     ].join('\n')
   : '';
 
+const runtimeTable = runtimeRows.length
+  ? [
+      '| runway bundle on | cold start median (ms) | idle RSS (MB) | GET /healthz req/s | GET /json req/s | RSS under load (MB) |',
+      '|---|---|---|---|---|---|',
+      ...runtimeRows.map(
+        (row) =>
+          `| ${row.runtime} | ${fmt(row.coldMs)} | ${fmt(row.idleRssMb)} | ${fmt(row.healthzRps)} | ${fmt(row.jsonRps)} | ${fmt(row.peakRssMb)} |`,
+      ),
+    ].join('\n')
+  : '';
+
 const notesTable =
   typeof notes === 'string'
     ? `notes API rows skipped: ${notes}`
@@ -344,14 +393,14 @@ const meta = {
   sections: ONLY ?? 'all',
 };
 const header = `node ${meta.node} (and ${meta.node24}), ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}, ${meta.date.slice(0, 10)}`;
-const report = [header, peerTable, overloadTable, guardTable, notesTable].filter(Boolean).join('\n\n');
+const report = [header, peerTable, overloadTable, guardTable, runtimeTable, notesTable].filter(Boolean).join('\n\n');
 console.log(`\n${report}`);
 
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
 writeFileSync(
   file,
-  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, notes }, null, 2)}\n`,
+  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, runtimeRows, notes }, null, 2)}\n`,
 );
 console.log(`\nwritten to ${file}`);
 

@@ -5,8 +5,8 @@ import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
 import { createLineWriter } from './runtime/line-writer.js';
 import { createLoadShedder } from './runtime/load-shedder.js';
 import { createLogger, errorFields, type Logger } from './runtime/logger.js';
-import { createNodeServer } from './runtime/node-server.js';
 import { createRateLimiter } from './runtime/rate-limit.js';
+import { createServerAdapter } from './runtime/server-adapter.js';
 
 /**
  * The process: the only place that reads `process.env`, installs signal
@@ -85,26 +85,26 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   });
   if (config.maxEventLoopDelayMs > 0) health.register('event_loop', () => !shedder.overloaded);
   const rateLimiter = config.rateLimit && createRateLimiter(config.rateLimit);
-  const server = createNodeServer({ ...config, health, log, shedder, rateLimiter });
+  const server = await createServerAdapter({ ...config, health, log, shedder, rateLimiter });
   lifecycle.addDrainable(server);
 
   try {
     const address = await server.listen(lifecycle.stopAcceptingSignal);
-    log.info('listening', { address: address.address, port: address.port, platform: config.platform });
+    log.info('listening', {
+      address: address.address,
+      port: address.port,
+      platform: config.platform,
+      runtime: server.runtime,
+    });
   } catch (error) {
     log.error('could not listen', { port: config.port, host: config.host, ...errorFields(error) });
     process.exit(1);
   }
 
   const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup });
-  const listener = app.then(async (loaded) => {
-    const { createAppListener } = await import('./runtime/hono-listener.js');
-    server.setBodyLimits(loaded.bodyLimitFor);
-    return createAppListener(loaded, config.handlerTimeoutMs);
-  });
-  server.setListener(listener);
+  server.serve(app);
   try {
-    await listener;
+    await app;
     health.markStarted();
     shedder.start();
     log.info('started', { startupMs: Math.round(performance.now() - startedAt) });

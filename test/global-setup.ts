@@ -2,15 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { bundleOptions } from '../scripts/bundle-options.js';
 import { ensureNode24 } from '../scripts/node24.js';
+import { ensureBun, ensureDeno } from '../scripts/runtimes.js';
 
 /**
  * Bundles the fixture programs the lifecycle tests fork, the way the real
  * bundle is built; builds dist/server.js itself when a source is newer (the
- * artifact test runs it); installs Node 24 for the artifact test if missing.
+ * artifact test runs it); installs Node 24 (artifact test), Bun and Deno (runtime contract) if missing.
  */
 export default async function setup() {
   execFileSync(process.execPath, ['scripts/run.mjs', 'scripts/build.ts', '--if-stale'], { stdio: 'inherit' });
   ensureNode24();
+  ensureBun();
+  ensureDeno();
   if (!process.env.TEST_DATABASE_URL) {
     console.log(
       'TEST_DATABASE_URL is not set: the database tests run on embedded Postgres (PGlite), and ' +

@@ -3,6 +3,7 @@ import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'no
 import { connect, type Socket } from 'node:net';
 import { onTestFinished } from 'vitest';
 import { freePort } from '../scripts/free-port.js';
+import type { Runtime } from '../scripts/runtimes.js';
 
 export type LogLine = Record<string, unknown> & { severity: string; message: string };
 
@@ -15,11 +16,12 @@ export interface Fixture {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const FIXTURE = '.cache/test/server.mjs';
+export const FIXTURE = '.cache/test/server.mjs';
 
-/** Forks a program with a clean environment and registers its teardown. */
-export function spawnProgram(program: string, env: Record<string, string>, args: string[] = []) {
-  const proc = spawn(process.execPath, [program, ...args], {
+/** Forks a program with a clean environment and registers its teardown. `on` picks the runtime. */
+export function spawnProgram(program: string, env: Record<string, string>, args: string[] = [], on?: Runtime) {
+  const [command, ...prefix] = on ? on.command(program) : [process.execPath, program];
+  const proc = spawn(command, [...prefix, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -33,9 +35,18 @@ export function spawnProgram(program: string, env: Record<string, string>, args:
 }
 
 /** Starts the fixture server on an ephemeral port; resolves once it logged `waitFor`. */
-export async function startFixture(env: Record<string, string> = {}, waitFor = 'started'): Promise<Fixture> {
+export async function startFixture(
+  env: Record<string, string> = {},
+  waitFor = 'started',
+  options: { program?: string; runtime?: Runtime } = {},
+): Promise<Fixture> {
   if (waitFor === 'none' && !env.PORT) env = { ...env, PORT: String(await freePort()) };
-  const { proc, exited } = spawnProgram(FIXTURE, { PORT: '0', HOST: '127.0.0.1', ...env });
+  const { proc, exited } = spawnProgram(
+    options.program ?? FIXTURE,
+    { PORT: '0', HOST: '127.0.0.1', ...env },
+    [],
+    options.runtime,
+  );
   const logs: LogLine[] = [];
   let stderr = '';
   const waiters = new Set<() => void>();

@@ -1,5 +1,5 @@
-import type { HttpBindings } from '@hono/node-server';
+import type { RunwayBindings } from '../runtime/request-context.js';
 import type { AuthVariables } from './auth.js';
 
-/** The Hono environment of the app: node:http bindings, and the caller once authenticated. */
-export type Env = { Bindings: HttpBindings; Variables: AuthVariables };
+/** The Hono environment of the app: the runtime's bindings (any of the three), and the caller once authenticated. */
+export type Env = { Bindings: RunwayBindings; Variables: AuthVariables };

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from '../runtime/logger.js';
+import { sha256Hex } from '../runtime/sha256.js';
 import type { Sql } from './pool.js';
 
 /**
@@ -25,8 +25,8 @@ export class MigrationError extends Error {
   }
 }
 
-export function checksum(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+export function checksum(text: string): Promise<string> {
+  return sha256Hex(text);
 }
 
 export async function migrate(sql: Sql, migrations: Migration[], log: Logger): Promise<string[]> {
@@ -43,7 +43,7 @@ export async function migrate(sql: Sql, migrations: Migration[], log: Logger): P
     const applied = new Map(rows.map((row) => [row.name, row.checksum]));
     for (const [name, recorded] of applied) {
       const migration = migrations.find((m) => m.name === name);
-      if (migration && checksum(migration.sql) !== recorded) {
+      if (migration && (await checksum(migration.sql)) !== recorded) {
         throw new MigrationError(`migration ${name} was edited after it was applied; add a new migration instead`);
       }
     }
@@ -54,7 +54,7 @@ export async function migrate(sql: Sql, migrations: Migration[], log: Logger): P
       await connection.unsafe('begin');
       try {
         await connection.unsafe(migration.sql);
-        await connection`insert into runway_migrations (name, checksum) values (${migration.name}, ${checksum(migration.sql)})`;
+        await connection`insert into runway_migrations (name, checksum) values (${migration.name}, ${await checksum(migration.sql)})`;
         await connection.unsafe('commit');
       } catch (error) {
         await connection.unsafe('rollback');

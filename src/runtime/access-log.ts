@@ -8,33 +8,73 @@ import { traceFields } from './trace.js';
  * Never a header value beyond the user agent, never a body: `Authorization`
  * and `Cookie` are not read here at all.
  */
+export interface AccessLine {
+  requestId: string;
+  method: string | undefined;
+  url: string | undefined;
+  status: number;
+  requestSize: string | undefined;
+  responseSize: string | undefined;
+  userAgent: string | undefined;
+  remoteIp: string;
+  startedAt: number;
+  protocol: string;
+  traceparent: string | undefined;
+  cloudTrace: string | undefined;
+}
+
+export function levelOf(status: number) {
+  return status >= 500 ? 'error' : status >= 400 && status !== 499 ? 'warn' : 'info';
+}
+
+export function writeAccessLine(log: Logger, line: AccessLine, projectId: string | undefined) {
+  const level = levelOf(line.status);
+  const entry = {
+    requestId: line.requestId,
+    httpRequest: {
+      requestMethod: line.method,
+      requestUrl: line.url,
+      status: line.status,
+      requestSize: line.requestSize,
+      responseSize: line.responseSize,
+      userAgent: line.userAgent,
+      remoteIp: line.remoteIp,
+      latency: `${((Date.now() - line.startedAt) / 1000).toFixed(3)}s`,
+      protocol: line.protocol,
+    },
+    ...traceFields(projectId, line.traceparent, line.cloudTrace),
+  };
+  // Cloud Logging shows the httpRequest summary; the message stays a constant.
+  log[level]('request', entry);
+}
+
+/** The node:http server's line, read off the request and the finished response. */
 export function logAccess(log: Logger, state: RequestState, projectId: string | undefined) {
   const { req, res } = state;
   const status = res.writableFinished ? res.statusCode : 499;
-  const level = status >= 500 ? 'error' : status >= 400 && status !== 499 ? 'warn' : 'info';
   // Build nothing for a line the level filters out.
-  if (!log.enabled(level)) return;
-  const latencyS = (Date.now() - state.startedAt) / 1000;
+  if (!log.enabled(levelOf(status))) return;
   // @hono/node-server may set the length through Node's internal field, not a header.
   const responseSize =
     res.getHeader('content-length') ?? (res as { _contentLength?: number | null })._contentLength ?? undefined;
-  const entry = {
-    requestId: state.requestId,
-    httpRequest: {
-      requestMethod: req.method,
-      requestUrl: req.url,
+  writeAccessLine(
+    log,
+    {
+      requestId: state.requestId,
+      method: req.method,
+      url: req.url,
       status,
       requestSize: req.headers['content-length'],
       responseSize: responseSize === undefined ? undefined : String(responseSize),
       userAgent: req.headers['user-agent'],
       remoteIp: clientIpOfState(state),
-      latency: `${latencyS.toFixed(3)}s`,
+      startedAt: state.startedAt,
       protocol: `HTTP/${req.httpVersion}`,
+      traceparent: header(req.headers.traceparent),
+      cloudTrace: header(req.headers['x-cloud-trace-context']),
     },
-    ...traceFields(projectId, header(req.headers.traceparent), header(req.headers['x-cloud-trace-context'])),
-  };
-  // Cloud Logging shows the httpRequest summary; the message stays a constant.
-  log[level]('request', entry);
+    projectId,
+  );
 }
 
 function header(value: string | string[] | undefined): string | undefined {

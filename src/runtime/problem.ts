@@ -1,5 +1,3 @@
-import { STATUS_CODES } from 'node:http';
-
 /**
  * RFC 9457 problem details. Every 4xx/5xx the runtime or the app produces is
  * `application/problem+json` with `type`, `title`, `status`, `detail`, a
@@ -8,6 +6,30 @@ import { STATUS_CODES } from 'node:http';
  */
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+// The titles of the statuses runway and the app answer with. A table here,
+// not node:http's STATUS_CODES, so problem bodies are built the same on Bun and Deno.
+export const STATUS_TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  428: 'Precondition Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
 
 export interface FieldProblem {
   field: string;
@@ -50,7 +72,7 @@ export interface ProblemBody {
 export function problemBody(status: number, init: ProblemInit, requestId?: string): ProblemBody {
   const body: ProblemBody = {
     type: 'about:blank',
-    title: STATUS_CODES[status] ?? 'Error',
+    title: STATUS_TITLES[status] ?? 'Error',
     status,
     detail: init.detail,
     code: init.code,

@@ -57,16 +57,41 @@ export class HandlerTimeoutError extends Error {
   }
 }
 
-/** Anything carrying the node:http bindings: a Hono context (`c`), or `{ env: { incoming } }`. */
+/**
+ * What the Bun and Deno adapters (web-server.ts) hand the app as
+ * `env.runway`, in place of node:http's `env.incoming`.
+ */
+export interface WebScope {
+  requestId: string;
+  log: Logger;
+  clientIp: string;
+  controller: AbortController;
+}
+
+/** The app's bindings on every runtime: node:http's `incoming`, or the web adapters' `runway`. */
+export interface RunwayBindings {
+  incoming?: IncomingMessage;
+  runway?: WebScope;
+}
+
+/** Anything carrying the runtime bindings: a Hono context (`c`), or `{ env: { incoming } }`. */
 export interface WithIncoming {
   env: unknown;
 }
 
-function requireState(c: WithIncoming): RequestState {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  const state = incoming && stateOf(incoming);
-  if (!state) throw new Error('this request was not served by the runway server');
-  return state;
+type Found = { state: RequestState; web?: undefined } | { state?: undefined; web: WebScope } | undefined;
+
+function find(c: WithIncoming): Found {
+  const env = c.env as RunwayBindings | undefined;
+  if (env?.runway) return { web: env.runway };
+  const state = env?.incoming && stateOf(env.incoming);
+  return state ? { state } : undefined;
+}
+
+function requireScope(c: WithIncoming): Exclude<Found, undefined> {
+  const found = find(c);
+  if (!found) throw new Error('this request was not served by the runway server');
+  return found;
 }
 
 /**
@@ -75,12 +100,13 @@ function requireState(c: WithIncoming): RequestState {
  * Web request's own signal.
  */
 export function signalOf(c: WithIncoming & { req?: { raw: Request } }): AbortSignal {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  const state = incoming && stateOf(incoming);
-  if (!state) {
+  const found = find(c);
+  if (!found) {
     if (c.req) return c.req.raw.signal;
     throw new Error('this request was not served by the runway server');
   }
+  if (found.web) return found.web.controller.signal;
+  const state = found.state;
   if (!state.controller) {
     state.controller = new AbortController();
     if (state.abortReason !== undefined) state.controller.abort(state.abortReason);
@@ -90,12 +116,14 @@ export function signalOf(c: WithIncoming & { req?: { raw: Request } }): AbortSig
 
 /** The request id echoed in `X-Request-Id` and written on every log line of the request. */
 export function requestIdOf(c: WithIncoming): string {
-  return requireState(c).requestId;
+  const found = requireScope(c);
+  return found.web ? found.web.requestId : found.state.requestId;
 }
 
 /** The client address, honouring `X-Forwarded-For` only from trusted proxies (TRUSTED_PROXIES). */
 export function clientIpOf(c: WithIncoming): string {
-  return clientIpOfState(requireState(c));
+  const found = requireScope(c);
+  return found.web ? found.web.clientIp : clientIpOfState(found.state);
 }
 
 export function clientIpOfState(state: RequestState): string {
@@ -104,6 +132,7 @@ export function clientIpOfState(state: RequestState): string {
 
 /** A logger whose every line carries this request's id. */
 export function loggerOf(c: WithIncoming): Logger {
-  const state = requireState(c);
-  return state.log.child({ requestId: state.requestId });
+  const found = requireScope(c);
+  const { log, requestId } = found.web ?? found.state;
+  return log.child({ requestId });
 }

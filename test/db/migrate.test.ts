@@ -33,8 +33,8 @@ describe('migrations', () => {
     expect(await migrate(db.sql, sample, log)).toEqual(['0001_a.sql', '0002_b.sql']);
     const rows = await db.sql`select name, checksum from runway_migrations order by name`;
     expect(rows).toEqual([
-      { name: '0001_a.sql', checksum: checksum(sample[0]?.sql ?? '') },
-      { name: '0002_b.sql', checksum: checksum(sample[1]?.sql ?? '') },
+      { name: '0001_a.sql', checksum: await checksum(sample[0]?.sql ?? '') },
+      { name: '0002_b.sql', checksum: await checksum(sample[1]?.sql ?? '') },
     ]);
     expect(await db.sql`select id from b`).toEqual([{ id: 1 }]);
   });

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { type Sql, withSignal } from '../../db/pool.js';
+import { sha256Hex } from '../../runtime/sha256.js';
 
 /**
  * `Idempotency-Key` for POST: the first request with a key does the work and
@@ -16,8 +16,8 @@ export interface StoredResponse<T> {
 
 export type Outcome<T> = { kind: 'fresh' | 'replayed'; response: StoredResponse<T> } | { kind: 'conflict' };
 
-export function fingerprint(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+export function fingerprint(value: unknown): Promise<string> {
+  return sha256Hex(JSON.stringify(value));
 }
 
 export async function once<T>(

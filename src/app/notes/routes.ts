@@ -36,12 +36,12 @@ function parseId(id: string): string {
 }
 
 function encodeCursor(stored: StoredNote): string {
-  return Buffer.from(JSON.stringify([stored.createdUs, stored.note.id])).toString('base64url');
+  return toBase64Url(JSON.stringify([stored.createdUs, stored.note.id]));
 }
 
 function decodeCursor(cursor: string): { createdUs: string; id: string } {
   try {
-    const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    const [createdUs, id] = JSON.parse(fromBase64Url(cursor)) as unknown[];
     if (typeof createdUs === 'string' && /^\d{1,20}$/.test(createdUs) && typeof id === 'string' && v.is(NoteId, id)) {
       return { createdUs, id };
     }
@@ -65,7 +65,7 @@ export function notesRoutes(db: Db) {
     const key = validate(IdempotencyKey, keyHeader);
     const outcome = await once<{ note: Note; version: string }>(
       db.sql,
-      { owner, key, requestHash: fingerprint(input) },
+      { owner, key, requestHash: await fingerprint(input) },
       async (tx) => {
         const stored = await store.insert(owner, input, signal, tx);
         return { status: 201, body: { note: stored.note, version: stored.version } };
@@ -136,4 +136,15 @@ function created(
   c.header('etag', etagOf(version));
   if (replayed) c.header('idempotent-replayed', 'true');
   return c.json(note, 201);
+}
+
+// Web-standard base64url (no Buffer): the app runs on Node, Bun and Deno alike.
+function toBase64Url(text: string): string {
+  const binary = String.fromCharCode(...new TextEncoder().encode(text));
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function fromBase64Url(text: string): string {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
 }

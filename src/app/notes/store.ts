@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type Sql, withSignal } from '../../db/pool.js';
 import type { NoteInput, NotePatch } from './schema.js';
 
@@ -58,7 +57,7 @@ export function createNoteStore(sql: Sql) {
       const [row] = await withSignal(
         tx<NoteRow[]>`
           insert into notes (id, owner, title, body, created_at, updated_at)
-          values (${randomUUID()}, ${owner}, ${input.title}, ${input.body}, clock_timestamp(), clock_timestamp())
+          values (${crypto.randomUUID()}, ${owner}, ${input.title}, ${input.body}, clock_timestamp(), clock_timestamp())
           returning ${columns(tx)}`,
         signal,
       );

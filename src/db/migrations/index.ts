@@ -1,5 +1,6 @@
 import type { Migration } from '../migrate.js';
-import notes from './0001_notes.sql';
+// `type: 'text'` makes Bun (`bun run src/server.ts`) read the file as text too.
+import notes from './0001_notes.sql' with { type: 'text' };
 
 /**
  * Every migration, in order. The SQL files are bundled into the artifact as

@@ -1,0 +1,343 @@
+import type { App } from '../main.js';
+import { levelOf, writeAccessLine } from './access-log.js';
+import { clientIp } from './client-ip.js';
+import type { Drainable } from './lifecycle.js';
+import type { ShedReason } from './load-shedder.js';
+import { errorFields } from './logger.js';
+import type { NodeServerOptions } from './node-server.js';
+import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
+import { ClientGoneError, HandlerTimeoutError, type WebScope } from './request-context.js';
+import { acceptRequestId } from './request-id.js';
+import { securityHeaders } from './security-headers.js';
+
+/**
+ * The runtime's edge over Web-standard `Request`/`Response`, for the Bun and
+ * Deno adapters (bun-server.ts, deno-server.ts): the same contract as the
+ * node:http server, so the app, the lifecycle and the health checks cannot
+ * tell the runtimes apart. Probes answered first and never shed; the rate
+ * limit and shedding; security headers and `X-Request-Id` on every answer;
+ * the body limit before the app runs (413 on a `Content-Length` over it
+ * without reading, else the body is counted as it arrives, within
+ * READ_TIMEOUT_MS); the handler deadline (503 + aborted signal); the request
+ * signal aborted when the client goes; the access line; and the drain hooks.
+ *
+ * What these runtimes do not let a server enforce is in README's runtime table.
+ */
+
+export type WebServerOptions = Omit<NodeServerOptions, 'port' | 'host'>;
+
+export interface WebHandler extends Drainable {
+  handle(request: Request, peer: string): Promise<Response>;
+  setApp(app: Promise<App>): void;
+  /** Called by stopAccepting, for the adapter to close its listener. */
+  onStopAccepting(close: () => void): void;
+  /** Called after forceClose has aborted the requests, to close every connection. */
+  onForceClose(close: () => void): void;
+}
+
+const encoder = new TextEncoder();
+const healthBody = encoder.encode('{"status":"ok"}');
+const jsonHeaders = { ...securityHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' };
+const securityHeaderEntries = Object.entries(securityHeaders);
+// After the drain deadline aborts the request signals, a handler that reacts at once gets this long.
+const ABORT_GRACE_MS = 100;
+
+interface Scope extends WebScope {
+  startedAt: number;
+  admitted: boolean;
+}
+
+export function createWebHandler(options: WebServerOptions): WebHandler {
+  const { health, log, trust, shedder, rateLimiter } = options;
+  const inFlight = new Set<Scope>();
+  let admitted = 0;
+  let closing = false;
+  let app: App | undefined;
+  let pending: Promise<App> | undefined;
+  let idleWaiter: (() => void) | undefined;
+  let closeListener: () => void = () => {};
+  let closeConnections: () => void = () => {};
+
+  const problem = (status: number, init: ProblemInit, requestId?: string) =>
+    new Response(JSON.stringify(problemBody(status, init, requestId)), {
+      status,
+      headers: { ...jsonHeaders, ...init.headers, 'content-type': PROBLEM_CONTENT_TYPE },
+    });
+
+  const handle = async (request: Request, peer: string): Promise<Response> => {
+    const url = request.url;
+    const path = url.slice(url.indexOf('/', url.indexOf('//') + 2));
+    const requestId = acceptRequestId(request.headers.get('x-request-id') ?? undefined);
+    const method = request.method;
+    if ((method === 'GET' || method === 'HEAD') && (isPath(path, '/healthz') || isPath(path, '/readyz'))) {
+      return probe(path, method, requestId);
+    }
+    const scope: Scope = {
+      requestId,
+      log,
+      clientIp: clientIp(peer, request.headers.get('x-forwarded-for') ?? undefined, trust),
+      controller: new AbortController(),
+      startedAt: Date.now(),
+      admitted: false,
+    };
+    let response: Response;
+    let rateHeaders: [string, string][] | undefined;
+    if (rateLimiter) {
+      const verdict = rateLimiter.take(scope.clientIp);
+      rateHeaders = [
+        ['ratelimit-policy', rateLimiter.policy],
+        ['ratelimit', rateLimiter.header(verdict)],
+      ];
+      if (!verdict.allowed) {
+        shedder?.count('rate_limit');
+        response = refuse(request, 429, {
+          code: 'rate_limited',
+          detail: `too many requests from this client; retry in ${verdict.retryAfterSeconds} s`,
+          headers: { 'retry-after': String(verdict.retryAfterSeconds) },
+        });
+        return finish(response, scope, rateHeaders);
+      }
+    }
+    const reason = shedder?.check(admitted);
+    if (reason) return finish(shed(request, reason), scope, rateHeaders);
+
+    scope.admitted = true;
+    admitted++;
+    inFlight.add(scope);
+    // During the drain, Deno aborts every request's signal when the server's
+    // own signal aborts: that is the drain, not the client going, and the
+    // handler must be left to finish. The drain deadline bounds it instead.
+    const onClientGone = () => {
+      if (!closing) scope.controller.abort(new ClientGoneError());
+    };
+    request.signal.addEventListener('abort', onClientGone, { once: true });
+    try {
+      response = await serveApp(request, path, scope);
+    } catch (error) {
+      log.error('runtime error', { requestId, ...errorFields(error) });
+      response = problem(500, { code: 'internal', detail: 'the server failed to handle this request' }, requestId);
+    } finally {
+      request.signal.removeEventListener('abort', onClientGone);
+      inFlight.delete(scope);
+      admitted--;
+      if (closing && inFlight.size === 0) idleWaiter?.();
+    }
+    const done = finish(response, scope, rateHeaders);
+    if (log.enabled(levelOf(done.status))) logLine(request, path, done, scope);
+    return done;
+  };
+
+  const serveApp = async (request: Request, path: string, scope: Scope): Promise<Response> => {
+    const ready = app ?? (await pending?.catch(() => undefined));
+    if (!ready) {
+      return problem(503, { code: 'not_started', detail: 'the application is not loaded' }, scope.requestId);
+    }
+    let forApp = request;
+    if (request.body && request.headers.get('content-length') !== '0') {
+      const limit = ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes;
+      const outcome = await readLimited(request, limit, options.readTimeoutMs);
+      if (!outcome.ok) {
+        if (outcome.reason === 'timeout') {
+          return problem(408, { code: 'request_timeout', detail: 'the request was not received in time' });
+        }
+        const answer = problem(
+          413,
+          { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` },
+          scope.requestId,
+        );
+        answer.headers.set('connection', 'close');
+        return answer;
+      }
+      forApp = new Request(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: outcome.body,
+        signal: scope.controller.signal,
+      });
+    }
+    return withDeadline(ready, forApp, scope);
+  };
+
+  const withDeadline = (ready: App, request: Request, scope: Scope): Promise<Response> => {
+    const ms = options.handlerTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<Response>((resolve) => {
+      timer = setTimeout(() => {
+        scope.controller.abort(new HandlerTimeoutError(ms));
+        resolve(
+          problem(
+            503,
+            { code: 'handler_timeout', detail: `the request did not complete within ${ms} ms` },
+            scope.requestId,
+          ),
+        );
+      }, ms);
+    });
+    const answer = Promise.resolve(ready.fetch(request, { runway: scope } as never));
+    return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
+  };
+
+  const shed = (request: Request, reason: ShedReason) => {
+    shedder?.count(reason);
+    return refuse(request, 503, {
+      code: 'overloaded',
+      detail:
+        reason === 'max_inflight'
+          ? 'the server is at its limit of requests in flight; retry shortly'
+          : 'the server is overloaded; retry shortly',
+      headers: { 'retry-after': '1' },
+    });
+  };
+
+  // A refusal never reads the body; one that announced a body closes the connection.
+  const refuse = (request: Request, status: number, init: ProblemInit) => {
+    const answer = problem(status, init);
+    if (request.body) answer.headers.set('connection', 'close');
+    return answer;
+  };
+
+  const finish = (response: Response, scope: Scope, extra: [string, string][] | undefined): Response => {
+    let out = response;
+    try {
+      setHeaders(out, scope.requestId, extra);
+    } catch {
+      // Immutable headers (a Response from fetch()): copy it once.
+      out = new Response(response.body, response);
+      setHeaders(out, scope.requestId, extra);
+    }
+    return out;
+  };
+
+  const setHeaders = (response: Response, requestId: string, extra: [string, string][] | undefined) => {
+    const headers = response.headers;
+    for (const [name, value] of securityHeaderEntries) headers.set(name, value);
+    headers.set('x-request-id', requestId);
+    if (extra) for (const [name, value] of extra) headers.set(name, value);
+    if (closing) headers.set('connection', 'close');
+  };
+
+  const probe = async (path: string, method: string, requestId: string): Promise<Response> => {
+    if (isPath(path, '/healthz')) {
+      return new Response(method === 'HEAD' ? null : healthBody, {
+        status: 200,
+        headers: { ...jsonHeaders, 'x-request-id': requestId },
+      });
+    }
+    const result = await health.readiness();
+    const body = JSON.stringify({ status: result.ok ? 'ready' : 'unavailable', checks: result.checks });
+    return new Response(method === 'HEAD' ? null : body, {
+      status: result.ok ? 200 : 503,
+      headers: { ...jsonHeaders, 'x-request-id': requestId },
+    });
+  };
+
+  const logLine = (request: Request, path: string, response: Response, scope: Scope) => {
+    writeAccessLine(
+      log,
+      {
+        requestId: scope.requestId,
+        method: request.method,
+        url: path,
+        status: response.status,
+        requestSize: request.headers.get('content-length') ?? undefined,
+        responseSize: response.headers.get('content-length') ?? undefined,
+        userAgent: request.headers.get('user-agent') ?? undefined,
+        remoteIp: scope.clientIp,
+        startedAt: scope.startedAt,
+        protocol: 'HTTP/1.1',
+        traceparent: request.headers.get('traceparent') ?? undefined,
+        cloudTrace: request.headers.get('x-cloud-trace-context') ?? undefined,
+      },
+      options.projectId,
+    );
+  };
+
+  const waitForInFlight = (timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      if (inFlight.size === 0) return resolve(true);
+      const timer = setTimeout(() => {
+        idleWaiter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      idleWaiter = () => {
+        clearTimeout(timer);
+        idleWaiter = undefined;
+        resolve(true);
+      };
+    });
+
+  return {
+    handle,
+    setApp(next) {
+      pending = next;
+      next.then(
+        (ready) => {
+          app = ready;
+        },
+        () => {},
+      );
+    },
+    onStopAccepting(close) {
+      closeListener = close;
+    },
+    onForceClose(close) {
+      closeConnections = close;
+    },
+    stopAccepting() {
+      closing = true;
+      closeListener();
+    },
+    waitForInFlight,
+    async forceClose(reason) {
+      const left = inFlight.size;
+      for (const scope of inFlight) scope.controller.abort(reason);
+      await waitForInFlight(ABORT_GRACE_MS);
+      closeConnections();
+      return left;
+    },
+  };
+}
+
+function isPath(path: string, probePath: string): boolean {
+  return path === probePath || path.startsWith(`${probePath}?`);
+}
+
+type Limited = { ok: true; body: Uint8Array<ArrayBuffer> } | { ok: false; reason: 'too_large' | 'timeout' | 'aborted' };
+
+/** Reads a body up to `limit` bytes within `timeoutMs`; past either it stops reading. */
+async function readLimited(request: Request, limit: number, timeoutMs: number): Promise<Limited> {
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > limit) return { ok: false, reason: 'too_large' };
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void reader.cancel().catch(() => {});
+  }, timeoutMs);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        void reader.cancel().catch(() => {});
+        return { ok: false, reason: 'too_large' };
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return { ok: false, reason: timedOut ? 'timeout' : 'aborted' };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (timedOut) return { ok: false, reason: 'timeout' };
+  const body = new Uint8Array(new ArrayBuffer(size));
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { ok: true, body };
+}
