@@ -17,7 +17,12 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: [...configDefaults.exclude, ...(realPostgres ? [] : ['test/db/real-postgres.test.ts'])],
+    exclude: [
+      ...configDefaults.exclude,
+      // Rollout and attack proofs: `npm run test:rollout`, `npm run test:attacks` (vitest.proof.config.ts).
+      'test/proof/**',
+      ...(realPostgres ? [] : ['test/db/real-postgres.test.ts']),
+    ],
     globalSetup: ['test/global-setup.ts'],
     // Child processes and real timeouts: generous upper bounds, never targets.
     testTimeout: 30_000,

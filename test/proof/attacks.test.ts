@@ -1,0 +1,342 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { type Fixture, fetchRaw, rawConnect, startFixture } from '../helpers.js';
+
+/**
+ * `npm run test:attacks`: real attack tools and hostile clients against the
+ * fixture server in a child process. Every test: the server answers each
+ * attack with the right 4xx or closes the connection, never crashes, its
+ * RSS stays bounded (the peak is reported), a prober on fresh connections
+ * keeps getting /healthz, and a normal request right after succeeds.
+ * Durations are bounded; traffic stays on 127.0.0.1.
+ */
+
+const TIMEOUTS = {
+  READ_HEADER_TIMEOUT_MS: '2000',
+  READ_TIMEOUT_MS: '4000',
+  WRITE_TIMEOUT_MS: '6000',
+  HANDLER_TIMEOUT_MS: '5000',
+};
+const MB = 2 ** 20;
+
+function rssBytes(fixture: Fixture): number {
+  const status = readFileSync(`/proc/${fixture.proc.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+/** Watches a server's RSS every 100 ms until stopped; returns the peak. */
+function watchRss(fixture: Fixture) {
+  let peak = rssBytes(fixture);
+  const timer = setInterval(() => {
+    if (fixture.proc.exitCode === null) peak = Math.max(peak, rssBytes(fixture));
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    return peak;
+  };
+}
+
+/** GET /healthz on a fresh connection every 100 ms: what a load balancer's health check sees. */
+function probe(port: number) {
+  const latencies: number[] = [];
+  let failures = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const startedAt = performance.now();
+      const ok = await new Promise<boolean>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode === 200));
+        });
+        req.setTimeout(5_000, () => req.destroy());
+        req.on('error', () => resolve(false));
+        req.end();
+      });
+      if (ok) latencies.push(performance.now() - startedAt);
+      else failures++;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const p99 = sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))] ?? Number.NaN;
+    return { probes: latencies.length + failures, failures, p99Ms: p99 };
+  };
+}
+
+async function expectHealthyAfter(server: Fixture) {
+  expect(server.proc.exitCode, 'the server exited').toBeNull();
+  const reply = await fetchRaw(server.port, '/');
+  expect(reply.status).toBe(200);
+  expect(reply.body).toBe('hello');
+}
+
+interface SlowStats {
+  /** Seconds from the start to when half of the attack connections were closed by the server. */
+  halfClosedAtS: number | undefined;
+  maxConnected: number;
+  closed: number;
+}
+
+/** Runs slowhttptest and reads its per-second CSV: seconds, closed, pending, connected, service available. */
+function slowhttptest(args: string[]): Promise<SlowStats> {
+  const dir = mkdtempSync(join(tmpdir(), 'runway-slow-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const prefix = join(dir, 'stats');
+  return new Promise((resolve, reject) => {
+    execFile('slowhttptest', [...args, '-g', '-o', prefix], { timeout: 120_000 }, (error) => {
+      if (error && !('code' in error && typeof error.code === 'number')) return reject(error);
+      const rows = readFileSync(`${prefix}.csv`, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(',').map(Number));
+      const total = Math.max(...rows.map((row) => (row[1] ?? 0) + (row[2] ?? 0) + (row[3] ?? 0)));
+      const half = rows.find((row) => (row[1] ?? 0) >= total / 2);
+      resolve({
+        halfClosedAtS: half?.[0],
+        maxConnected: Math.max(...rows.map((row) => row[3] ?? 0)),
+        closed: Math.max(...rows.map((row) => row[1] ?? 0)),
+      });
+    });
+  });
+}
+
+describe('slowhttptest with 1000 connections while a prober checks /healthz', () => {
+  const modes = [
+    {
+      name: 'slowloris (slow headers)',
+      args: ['-H', '-i', '1', '-x', '10'],
+      path: '/',
+      cutAfter: 'READ_HEADER_TIMEOUT_MS',
+    },
+    {
+      name: 'slow body (R-U-Dead-Yet)',
+      args: ['-B', '-i', '1', '-s', '100000', '-x', '10'],
+      path: '/echo',
+      cutAfter: 'READ_TIMEOUT_MS',
+    },
+    {
+      name: 'slow read',
+      args: ['-X', '-w', '32', '-y', '64', '-n', '1', '-z', '16', '-k', '3'],
+      path: '/big?mb=1',
+      cutAfter: 'WRITE_TIMEOUT_MS',
+      // Each response holds its 1 MiB until the write timeout: the in-flight
+      // cap is what bounds memory (the rest are refused with 503 at once).
+      env: { MAX_INFLIGHT_REQUESTS: '100' },
+    },
+  ] as const;
+
+  for (const mode of modes) {
+    it(`${mode.name}: the prober never fails, slow connections are cut at ${mode.cutAfter}`, async () => {
+      const server = await startFixture(
+        { ...TIMEOUTS, LOG_LEVEL: 'error', MAX_INFLIGHT_REQUESTS: '0', ...('env' in mode ? mode.env : {}) },
+        'none',
+      );
+      const rss = watchRss(server);
+      const stopProbe = probe(server.port);
+      const stats = await slowhttptest([
+        ...mode.args,
+        '-c',
+        '1000',
+        '-r',
+        '500',
+        '-l',
+        '12',
+        '-p',
+        '3',
+        '-u',
+        `http://127.0.0.1:${server.port}${mode.path}`,
+      ]);
+      const prober = await stopProbe();
+      const peak = rss();
+      console.log(
+        `${mode.name}: ${stats.maxConnected} connections at most, ${stats.closed} closed by the server, half of them by ` +
+          `${stats.halfClosedAtS} s (${mode.cutAfter}=${TIMEOUTS[mode.cutAfter]} ms); prober ${prober.probes - prober.failures}/` +
+          `${prober.probes} ok, p99 ${prober.p99Ms.toFixed(1)} ms; server RSS peak ${Math.round(peak / MB)} MB`,
+      );
+      expect(prober.failures).toBe(0);
+      expect(prober.probes).toBeGreaterThan(50);
+      expect(stats.maxConnected).toBeGreaterThan(500);
+      // The server, not the tool's end, closed them: by the configured timeout plus the ramp-up.
+      expect(stats.halfClosedAtS).toBeDefined();
+      expect(stats.halfClosedAtS as number).toBeLessThanOrEqual(Number(TIMEOUTS[mode.cutAfter]) / 1000 + 5);
+      expect(peak).toBeLessThan(400 * MB);
+      await expectHealthyAfter(server);
+    }, 120_000);
+  }
+});
+
+/** Streams up to `total` bytes into a socket with backpressure, until the server closes it. */
+function streamInto(socket: Socket, total: number, chunked: boolean): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 'a');
+  const frame = chunked
+    ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])
+    : chunk;
+  return new Promise((resolve) => {
+    let sent = 0;
+    let open = true;
+    socket.once('close', () => {
+      open = false;
+      resolve(sent);
+    });
+    const pump = () => {
+      while (open && sent < total) {
+        sent += chunk.length;
+        if (!socket.write(frame)) return void socket.once('drain', pump);
+      }
+      if (open) resolve(sent);
+    };
+    pump();
+  });
+}
+
+describe('hostile clients', () => {
+  it('refuses 1 GiB bodies, chunked and with Content-Length, with 413 and flat memory', async () => {
+    const server = await startFixture({ ...TIMEOUTS, LOG_LEVEL: 'error' }, 'none');
+    const before = rssBytes(server);
+    const rss = watchRss(server);
+    const stopProbe = probe(server.port);
+    const uploads = [false, true].map(async (chunked) => {
+      const conn = await rawConnect(server.port);
+      conn.socket.write(
+        `POST /echo HTTP/1.1\r\nHost: x\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${2 ** 30}`}\r\n\r\n`,
+      );
+      const sent = await streamInto(conn.socket, 2 ** 30, chunked);
+      return { status: /^HTTP\/1\.1 (\d{3})/.exec(conn.received())?.[1], sent };
+    });
+    const results = await Promise.all(uploads);
+    const prober = await stopProbe();
+    const peak = rss();
+    console.log(
+      `1 GiB uploads: ${results.map((r) => `${r.status} after ${Math.round(r.sent / MB)} MB sent`).join(', ')}; ` +
+        `RSS ${Math.round(before / MB)} -> peak ${Math.round(peak / MB)} MB; prober ${prober.failures} failures`,
+    );
+    expect(results.map((r) => r.status)).toEqual(['413', '413']);
+    expect(peak - before).toBeLessThan(64 * MB);
+    expect(prober.failures).toBe(0);
+    await expectHealthyAfter(server);
+  }, 120_000);
+
+  it('holds 10 000 idle keep-alive connections and keeps serving', async () => {
+    const server = await startFixture({ ...TIMEOUTS, LOG_LEVEL: 'error', MAX_INFLIGHT_REQUESTS: '0' }, 'none');
+    const rss = watchRss(server);
+    const agent = new Agent({ keepAlive: true, maxSockets: 10_000 });
+    onTestFinished(() => agent.destroy());
+    let ok = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      const replies = await Promise.all(
+        Array.from({ length: 500 }, () => fetchRaw(server.port, '/', { agent }).then((r) => r.status)),
+      );
+      ok += replies.filter((status) => status === 200).length;
+    }
+    const idle = Object.values(agent.freeSockets).reduce((sum, list) => sum + (list?.length ?? 0), 0);
+    const stopProbe = probe(server.port);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const prober = await stopProbe();
+    const peak = rss();
+    console.log(
+      `idle keep-alive: ${ok} requests ok, ${idle} sockets held idle; prober p99 ${prober.p99Ms.toFixed(1)} ms; ` +
+        `server RSS peak ${Math.round(peak / MB)} MB`,
+    );
+    expect(ok).toBe(10_000);
+    expect(idle).toBeGreaterThan(9_000);
+    expect(prober.failures).toBe(0);
+    expect(peak).toBeLessThan(400 * MB);
+    await expectHealthyAfter(server);
+  }, 120_000);
+
+  it('answers header floods, malformed and smuggling-style requests with a 4xx or a close, never a 5xx', async () => {
+    const server = await startFixture({ ...TIMEOUTS, LOG_LEVEL: 'error' }, 'none');
+    const rss = watchRss(server);
+    const cases: { name: string; raw: string; expect: RegExp }[] = [
+      {
+        name: 'one 20 KiB header',
+        raw: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_480)}\r\n\r\n`,
+        expect: /^431$/,
+      },
+      {
+        name: '5000 small headers',
+        raw: `GET / HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 5000 }, (_, i) => `X-${i}: v\r\n`).join('')}\r\n`,
+        expect: /^431$/,
+      },
+      { name: 'a 20 KiB URL', raw: `GET /${'a'.repeat(20_480)} HTTP/1.1\r\nHost: x\r\n\r\n`, expect: /^431$/ },
+      {
+        name: 'Content-Length and Transfer-Encoding together (CL.TE smuggling)',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n',
+        expect: /^400$/,
+      },
+      {
+        name: 'two different Content-Lengths',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc',
+        expect: /^400$/,
+      },
+      {
+        name: 'an obfuscated Transfer-Encoding (TE.TE smuggling)',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n',
+        expect: /^400$/,
+      },
+      {
+        name: 'a bad chunk size',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+        expect: /^400$/,
+      },
+      {
+        name: 'a chunk size that overflows',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n',
+        expect: /^(400|413)$/,
+      },
+      {
+        name: 'a negative Content-Length',
+        raw: 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+        expect: /^400$/,
+      },
+      {
+        name: 'invalid percent-encoded UTF-8 in the path',
+        raw: 'GET /%ff%fe%fd HTTP/1.1\r\nHost: x\r\n\r\n',
+        expect: /^404$/,
+      },
+      {
+        name: 'raw invalid UTF-8 bytes in the path',
+        raw: 'GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n',
+        expect: /^(400|404)$/,
+      },
+      { name: 'a garbage request line', raw: '\x00\x01\x02 garbage\r\n\r\n', expect: /^400$/ },
+      { name: 'HTTP/0.9', raw: 'GET /\r\n\r\n', expect: /^400$/ },
+      { name: 'an unknown HTTP version', raw: 'GET / HTTP/7.0\r\nHost: x\r\n\r\n', expect: /^(400|505)$/ },
+      { name: 'a bare LF header', raw: 'GET / HTTP/1.1\nHost: x\nX-A: b\n\n', expect: /^(200|400)$/ },
+      { name: 'a header without a colon', raw: 'GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n', expect: /^400$/ },
+      {
+        name: 'a space before the header colon',
+        raw: 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello',
+        expect: /^400$/,
+      },
+    ];
+    const seen: string[] = [];
+    for (const c of cases) {
+      const conn = await rawConnect(server.port);
+      conn.socket.write(Buffer.from(c.raw, 'latin1'));
+      // The server either answers and closes, or closes; both end the connection.
+      await Promise.race([conn.closed, new Promise((resolve) => setTimeout(resolve, 3_000))]);
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(conn.received())?.[1] ?? 'closed';
+      seen.push(`${c.name}: ${status}`);
+      expect(`${c.name}: ${status}`).toMatch(new RegExp(`: (${c.expect.source.slice(1, -1)}|closed)$`));
+      expect(conn.received()).not.toContain('smuggled');
+      expect(status.startsWith('5')).toBe(false);
+      conn.socket.destroy();
+      expect(server.proc.exitCode, `the server died on ${c.name}`).toBeNull();
+    }
+    const peak = rss();
+    console.log(`malformed requests:\n  ${seen.join('\n  ')}\nserver RSS peak ${Math.round(peak / MB)} MB`);
+    expect(peak).toBeLessThan(400 * MB);
+    await expectHealthyAfter(server);
+  }, 120_000);
+});
