@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ const TIMEOUTS = {
   READ_TIMEOUT_MS: '4000',
   WRITE_TIMEOUT_MS: '6000',
   HANDLER_TIMEOUT_MS: '5000',
+  IDLE_TIMEOUT_MS: '8000',
 };
 const MB = 2 ** 20;
 
@@ -38,6 +39,39 @@ function watchRss(fixture: Fixture) {
   return () => {
     clearInterval(timer);
     return peak;
+  };
+}
+
+/**
+ * The sockets the server process holds, every 200 ms: when it lets go of a
+ * slow connection, its file descriptor goes, whatever the attacking tool
+ * believes (a slow reader sees the close only once it has read what the
+ * kernel still buffers). Returns the peak, and the seconds from the start
+ * until the count fell below half of that peak.
+ */
+function watchSockets(fixture: Fixture) {
+  const startedAt = performance.now();
+  const count = () => {
+    try {
+      return readdirSync(`/proc/${fixture.proc.pid}/fd`).length;
+    } catch {
+      return 0;
+    }
+  };
+  let peak = count();
+  let halfAt: number | undefined;
+  const timer = setInterval(() => {
+    const now = count();
+    if (now > peak) {
+      peak = now;
+      halfAt = undefined;
+    } else if (halfAt === undefined && peak > 500 && now < peak / 2) {
+      halfAt = (performance.now() - startedAt) / 1000;
+    }
+  }, 200);
+  return () => {
+    clearInterval(timer);
+    return { peak, halfClosedAtS: halfAt };
   };
 }
 
@@ -79,33 +113,15 @@ async function expectHealthyAfter(server: Fixture) {
   expect(reply.body).toBe('hello');
 }
 
-interface SlowStats {
-  /** Seconds from the start to when half of the attack connections were closed by the server. */
-  halfClosedAtS: number | undefined;
-  maxConnected: number;
-  closed: number;
-}
-
-/** Runs slowhttptest and reads its per-second CSV: seconds, closed, pending, connected, service available. */
-function slowhttptest(args: string[]): Promise<SlowStats> {
+/** Runs slowhttptest; its own statistics (-g) go to a temporary folder. */
+function slowhttptest(args: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'runway-slow-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const prefix = join(dir, 'stats');
   return new Promise((resolve, reject) => {
-    execFile('slowhttptest', [...args, '-g', '-o', prefix], { timeout: 120_000 }, (error) => {
+    execFile('slowhttptest', [...args, '-g', '-o', join(dir, 'stats')], { timeout: 120_000 }, (error) => {
+      // It exits non-zero when it judges the service "unavailable" by its own probe; ours decides.
       if (error && !('code' in error && typeof error.code === 'number')) return reject(error);
-      const rows = readFileSync(`${prefix}.csv`, 'utf8')
-        .trim()
-        .split('\n')
-        .slice(1)
-        .map((line) => line.split(',').map(Number));
-      const total = Math.max(...rows.map((row) => (row[1] ?? 0) + (row[2] ?? 0) + (row[3] ?? 0)));
-      const half = rows.find((row) => (row[1] ?? 0) >= total / 2);
-      resolve({
-        halfClosedAtS: half?.[0],
-        maxConnected: Math.max(...rows.map((row) => row[3] ?? 0)),
-        closed: Math.max(...rows.map((row) => row[1] ?? 0)),
-      });
+      resolve();
     });
   });
 }
@@ -126,11 +142,12 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz', ()
     },
     {
       name: 'slow read',
-      args: ['-X', '-w', '32', '-y', '64', '-n', '1', '-z', '16', '-k', '3'],
+      args: ['-X', '-w', '32', '-y', '64', '-n', '1', '-z', '16', '-k', '1'],
       path: '/big?mb=1',
-      cutAfter: 'WRITE_TIMEOUT_MS',
-      // Each response holds its 1 MiB until the write timeout: the in-flight
-      // cap is what bounds memory (the rest are refused with 503 at once).
+      // The kernel takes a 1 MiB answer whole, so Node sees it finished and
+      // the idle timeout is what lets go of the connection; a larger answer
+      // would be cut by WRITE_TIMEOUT_MS. The in-flight cap bounds memory.
+      cutAfter: 'IDLE_TIMEOUT_MS',
       env: { MAX_INFLIGHT_REQUESTS: '100' },
     },
   ] as const;
@@ -142,15 +159,16 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz', ()
         'none',
       );
       const rss = watchRss(server);
+      const sockets = watchSockets(server);
       const stopProbe = probe(server.port);
-      const stats = await slowhttptest([
+      await slowhttptest([
         ...mode.args,
         '-c',
         '1000',
         '-r',
         '500',
         '-l',
-        '12',
+        '16',
         '-p',
         '3',
         '-u',
@@ -158,14 +176,15 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz', ()
       ]);
       const prober = await stopProbe();
       const peak = rss();
+      const stats = sockets();
       console.log(
-        `${mode.name}: ${stats.maxConnected} connections at most, ${stats.closed} closed by the server, half of them by ` +
-          `${stats.halfClosedAtS} s (${mode.cutAfter}=${TIMEOUTS[mode.cutAfter]} ms); prober ${prober.probes - prober.failures}/` +
+        `${mode.name}: the server held ${stats.peak} sockets at most and had let half of them go ` +
+          `${stats.halfClosedAtS?.toFixed(1)} s (${mode.cutAfter}=${TIMEOUTS[mode.cutAfter]} ms); prober ${prober.probes - prober.failures}/` +
           `${prober.probes} ok, p99 ${prober.p99Ms.toFixed(1)} ms; server RSS peak ${Math.round(peak / MB)} MB`,
       );
       expect(prober.failures).toBe(0);
-      expect(prober.probes).toBeGreaterThan(50);
-      expect(stats.maxConnected).toBeGreaterThan(500);
+      expect(prober.probes).toBeGreaterThan(20);
+      expect(stats.peak).toBeGreaterThan(500);
       // The server, not the tool's end, closed them: by the configured timeout plus the ramp-up.
       expect(stats.halfClosedAtS).toBeDefined();
       expect(stats.halfClosedAtS as number).toBeLessThanOrEqual(Number(TIMEOUTS[mode.cutAfter]) / 1000 + 5);
@@ -227,28 +246,50 @@ describe('hostile clients', () => {
   }, 120_000);
 
   it('holds 10 000 idle keep-alive connections and keeps serving', async () => {
-    const server = await startFixture({ ...TIMEOUTS, LOG_LEVEL: 'error', MAX_INFLIGHT_REQUESTS: '0' }, 'none');
+    const server = await startFixture(
+      { ...TIMEOUTS, IDLE_TIMEOUT_MS: '120000', LOG_LEVEL: 'error', MAX_INFLIGHT_REQUESTS: '0' },
+      'none',
+    );
     const rss = watchRss(server);
-    const agent = new Agent({ keepAlive: true, maxSockets: 10_000 });
-    onTestFinished(() => agent.destroy());
+    const sockets: Socket[] = [];
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    // 10 000 connections, 500 at a time (the listen backlog is finite), each
+    // served one request and then left open and silent.
     let ok = 0;
     for (let batch = 0; batch < 20; batch++) {
       const replies = await Promise.all(
-        Array.from({ length: 500 }, () => fetchRaw(server.port, '/', { agent }).then((r) => r.status)),
+        Array.from(
+          { length: 500 },
+          () =>
+            new Promise<boolean>((resolve) => {
+              const socket = connect({ host: '127.0.0.1', port: server.port });
+              sockets.push(socket);
+              socket.setEncoding('utf8');
+              let data = '';
+              socket.on('error', () => resolve(false));
+              socket.on('data', (chunk: string) => {
+                data += chunk;
+                if (data.endsWith('hello')) resolve(data.startsWith('HTTP/1.1 200'));
+              });
+              socket.once('connect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+            }),
+        ),
       );
-      ok += replies.filter((status) => status === 200).length;
+      ok += replies.filter(Boolean).length;
     }
-    const idle = Object.values(agent.freeSockets).reduce((sum, list) => sum + (list?.length ?? 0), 0);
+    const held = readdirSync(`/proc/${server.proc.pid}/fd`).length;
     const stopProbe = probe(server.port);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const prober = await stopProbe();
     const peak = rss();
     console.log(
-      `idle keep-alive: ${ok} requests ok, ${idle} sockets held idle; prober p99 ${prober.p99Ms.toFixed(1)} ms; ` +
-        `server RSS peak ${Math.round(peak / MB)} MB`,
+      `idle keep-alive: ${ok} connections served and left open, the server holds ${held} descriptors; ` +
+        `prober p99 ${prober.p99Ms.toFixed(1)} ms; server RSS peak ${Math.round(peak / MB)} MB`,
     );
     expect(ok).toBe(10_000);
-    expect(idle).toBeGreaterThan(9_000);
+    expect(held).toBeGreaterThan(10_000);
     expect(prober.failures).toBe(0);
     expect(peak).toBeLessThan(400 * MB);
     await expectHealthyAfter(server);

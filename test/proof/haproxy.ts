@@ -25,7 +25,7 @@ export async function startHaproxy(port: number, servers: { name: string; port: 
   const socket = join(dir, 'admin.sock');
   const config = `global
   stats socket ${socket} mode 600 level admin
-  maxconn 20000
+  maxconn 4000
 
 defaults
   mode http
