@@ -24,6 +24,7 @@ export function barChart({ title, groups }: Chart): string {
   const scale = (value: number) => (value / max) * plotHeight;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${xmlText(title)}</title>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${left}" y="20" font-size="13" font-weight="bold">${xmlText(title)}</text>`,
   ];
