@@ -176,8 +176,12 @@ export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     socket.once('connect', () => {
+      // Linux can pick the destination port itself as the source port of a
+      // loopback connect when nothing listens there (TCP simultaneous open):
+      // the socket is then connected to itself, not to a server.
+      const self = socket.localPort === socket.remotePort;
       socket.destroy();
-      resolve(true);
+      resolve(!self);
     });
     socket.once('error', () => resolve(false));
   });

@@ -22,11 +22,23 @@ describe('drain on SIGTERM', () => {
     const idle = await rawConnect(server.port);
     idle.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise<void>((resolve) => idle.socket.once('data', () => resolve()));
+    let signalled = false;
+    let closedBeforeSignal = false;
+    void idle.closed.then(() => {
+      closedBeforeSignal = !signalled;
+    });
     const slow = fetchRaw(server.port, '/slow?ms=1500');
+    // A failed assertion below must not leave this promise to reject unhandled.
+    slow.catch(() => {});
     await server.waitForLog((line) => line.message === 'slow request started');
+    signalled = true;
     server.proc.kill('SIGTERM');
+    await server.waitForLog((line) => line.message === 'shutdown started');
     // The idle socket goes while the slow request is still running.
     await idle.closed;
+    expect(closedBeforeSignal, `the idle socket closed before SIGTERM; logs: ${JSON.stringify(server.logs)}`).toBe(
+      false,
+    );
     expect(server.proc.exitCode).toBeNull();
     expect(await canConnect(server.port)).toBe(false);
     expect((await slow).status).toBe(200);
