@@ -17,6 +17,7 @@ export interface DbRow {
   rps: number;
   p99Ms: number;
   errors: number;
+  socketErrors?: string | undefined;
 }
 
 const POOLS = [2, 10];

@@ -376,10 +376,11 @@ const notesTable =
   typeof notes === 'string'
     ? `notes API rows skipped: ${notes}`
     : [
-        '| notes API (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) | non-2xx |',
-        '|---|---|---|---|---|',
+        '| notes API (real Postgres) | DB_POOL_MAX | req/s | p99 (ms) | non-2xx | socket errors |',
+        '|---|---|---|---|---|---|',
         ...notes.map(
-          (row) => `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} | ${row.errors} |`,
+          (row) =>
+            `| ${row.route} | ${row.poolMax} | ${fmt(row.rps)} | ${fmt(row.p99Ms)} | ${row.errors} | ${row.socketErrors ?? 'none'} |`,
         ),
       ].join('\n');
 

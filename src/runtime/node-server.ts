@@ -4,7 +4,7 @@ import { logAccess } from './access-log.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
 import type { Drainable } from './lifecycle.js';
-import type { LoadShedder, ShedReason } from './load-shedder.js';
+import { type LoadShedder, refusal, type ShedReason } from './load-shedder.js';
 import { errorFields, type Logger } from './logger.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -161,7 +161,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     if (rateLimiter && !takeToken(state, rateLimiter)) return;
     if (shedder) {
       const reason = shedder.check(admitted);
-      if (reason) return shed(state, reason);
+      if (reason) return refuse(state, reason);
     }
     state.admitted = true;
     admitted++;
@@ -176,25 +176,14 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     state.res.setHeader('ratelimit-policy', limiter.policy);
     state.res.setHeader('ratelimit', limiter.header(verdict));
     if (verdict.allowed) return true;
-    shedder?.count('rate_limit');
-    refuseUnread(state, 429, {
-      code: 'rate_limited',
-      detail: `too many requests from this client; retry in ${verdict.retryAfterSeconds} s`,
-      headers: { 'retry-after': String(verdict.retryAfterSeconds) },
-    });
+    refuse(state, 'rate_limit', verdict.retryAfterSeconds);
     return false;
   };
 
-  const shed = (state: RequestState, reason: ShedReason) => {
+  const refuse = (state: RequestState, reason: ShedReason, retryAfterSeconds?: number) => {
     shedder?.count(reason);
-    refuseUnread(state, 503, {
-      code: 'overloaded',
-      detail:
-        reason === 'max_inflight'
-          ? 'the server is at its limit of requests in flight; retry shortly'
-          : 'the server is overloaded; retry shortly',
-      headers: { 'retry-after': '1' },
-    });
+    const { status, init } = refusal(reason, retryAfterSeconds);
+    refuseUnread(state, status, init);
   };
 
   // A refusal never reads the body. A request that announced one gets

@@ -2,7 +2,7 @@ import type { App } from '../main.js';
 import { levelOf, writeAccessLine } from './access-log.js';
 import { clientIp } from './client-ip.js';
 import type { Drainable } from './lifecycle.js';
-import type { ShedReason } from './load-shedder.js';
+import { refusal, type ShedReason } from './load-shedder.js';
 import { errorFields } from './logger.js';
 import type { NodeServerOptions } from './node-server.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
@@ -88,18 +88,11 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
         ['ratelimit-policy', rateLimiter.policy],
         ['ratelimit', rateLimiter.header(verdict)],
       ];
-      if (!verdict.allowed) {
-        shedder?.count('rate_limit');
-        response = refuse(request, 429, {
-          code: 'rate_limited',
-          detail: `too many requests from this client; retry in ${verdict.retryAfterSeconds} s`,
-          headers: { 'retry-after': String(verdict.retryAfterSeconds) },
-        });
-        return finish(response, scope, rateHeaders);
-      }
+      if (!verdict.allowed)
+        return finish(refuse(request, scope, 'rate_limit', verdict.retryAfterSeconds), scope, rateHeaders);
     }
     const reason = shedder?.check(admitted);
-    if (reason) return finish(shed(request, reason), scope, rateHeaders);
+    if (reason) return finish(refuse(request, scope, reason), scope, rateHeaders);
 
     scope.admitted = true;
     admitted++;
@@ -177,21 +170,11 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
   };
 
-  const shed = (request: Request, reason: ShedReason) => {
-    shedder?.count(reason);
-    return refuse(request, 503, {
-      code: 'overloaded',
-      detail:
-        reason === 'max_inflight'
-          ? 'the server is at its limit of requests in flight; retry shortly'
-          : 'the server is overloaded; retry shortly',
-      headers: { 'retry-after': '1' },
-    });
-  };
-
   // A refusal never reads the body; one that announced a body closes the connection.
-  const refuse = (request: Request, status: number, init: ProblemInit) => {
-    const answer = problem(status, init);
+  const refuse = (request: Request, scope: Scope, reason: ShedReason, retryAfterSeconds?: number) => {
+    shedder?.count(reason);
+    const { status, init } = refusal(reason, retryAfterSeconds);
+    const answer = problem(status, init, scope.requestId);
     if (request.body) answer.headers.set('connection', 'close');
     return answer;
   };

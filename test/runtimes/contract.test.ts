@@ -2,7 +2,7 @@ import { sign } from 'hono/jwt';
 import { describe, expect, it } from 'vitest';
 import { type Runtime, runtime } from '../../scripts/runtimes.js';
 import { freshDatabase } from '../db-helpers.js';
-import { FIXTURE, fetchRaw, rawConnect, spawnProgram, startFixture } from '../helpers.js';
+import { FIXTURE, fetchRaw, type Reply, rawConnect, spawnProgram, startFixture } from '../helpers.js';
 
 // One contract, run against a child process on each runtime: the same
 // bundle (the fixture app, or dist/server.js for the notes API) started with
@@ -96,6 +96,29 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
     expect(JSON.parse(chunked.body).code).toBe('body_too_large');
     const within = await fetchRaw(server.port, '/echo', { method: 'POST', body: 'y'.repeat(1000) });
     expect(JSON.parse(within.body)).toEqual({ bytes: 1000 });
+  });
+
+  it('sheds past MAX_INFLIGHT_REQUESTS with 503 and rate-limits a client with 429 and the RateLimit fields', async () => {
+    const server = await start({ MAX_INFLIGHT_REQUESTS: '1', RATE_LIMIT_RPS: '1', RATE_LIMIT_BURST: '3' });
+    const slow = fetchRaw(server.port, '/slow?ms=1000');
+    await server.waitForLog((line) => line.message === 'slow request started');
+    const shed = await fetchRaw(server.port, '/');
+    expect(shed.status).toBe(503);
+    expect(shed.headers['retry-after']).toBe('1');
+    expect(JSON.parse(shed.body).code).toBe('overloaded');
+    expect((await slow).status).toBe(200);
+    // A burst of 3 at 1 a second: within a few quick requests the bucket is empty.
+    let limited: Reply | undefined;
+    for (let i = 0; i < 5 && !limited; i++) {
+      const reply = await fetchRaw(server.port, '/');
+      if (reply.status === 429) limited = reply;
+      else expect(reply.status).toBe(200);
+    }
+    if (!limited) throw new Error('never rate-limited');
+    expect(JSON.parse(limited.body).code).toBe('rate_limited');
+    expect(limited.headers['ratelimit-policy']).toBe('"per-client";q=3;w=3');
+    expect(limited.headers.ratelimit).toMatch(/^"per-client";r=0;t=\d+$/);
+    expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
   });
 
   it('fails fast on invalid config, naming the variable, before listening', async () => {
