@@ -12,7 +12,7 @@ import { freePort } from './free-port.js';
  * and off.
  */
 
-export const OVERLOAD_DELAY_MS = 50;
+export const OVERLOAD_DELAY_MS = Number(process.env.BENCH_OVERLOAD_DELAY_MS ?? 50);
 const OVERLOAD_CONNECTIONS = 256;
 const SAMPLE_EVERY_MS = 20;
 
@@ -104,6 +104,12 @@ export async function benchOverload(runwayApp: string) {
   const delay = String(OVERLOAD_DELAY_MS);
   const programs: Program[] = [
     { name: 'runway, shedding on', file: runwayApp, env: { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: delay } },
+    // A tighter bound trades served requests for latency: the same flood at 10 ms.
+    {
+      name: 'runway, shedding on at 10 ms',
+      file: runwayApp,
+      env: { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '10' },
+    },
     {
       name: 'runway, shedding off',
       file: runwayApp,

@@ -173,8 +173,9 @@ function createDelayMonitor(): DelayMonitor {
       histogram.enable();
       return {
         takeMaxMs() {
-          // An empty histogram's max is 0.
-          const max = histogram.max / 1e6;
+          // The histogram records the time between its timer's ticks, the
+          // resolution included; the delay is what exceeds it. (Empty: max 0.)
+          const max = Math.max(0, histogram.max / 1e6 - RESOLUTION_MS);
           histogram.reset();
           return max;
         },
