@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { logAccess } from './access-log.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
+import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { type LoadShedder, refusal, type ShedReason } from './load-shedder.js';
 import { errorFields, type Logger } from './logger.js';
@@ -76,9 +77,6 @@ export interface NodeServer extends Drainable {
 
 const HEALTH_PATH = '/healthz';
 const READY_PATH = '/readyz';
-// After the drain deadline aborts the request signals, a handler that reacts
-// at once (a cancelled query turned into a 503) gets this long to answer.
-const ABORT_GRACE_MS = 100;
 // After a 413 the socket stays half-open this long, so the client reads our
 // answer rather than a reset, then it goes.
 const LINGER_MS = 1_000;
@@ -104,19 +102,18 @@ function isProbe(url: string): boolean {
 
 export function createNodeServer(options: NodeServerOptions): NodeServer {
   const { health, log, trust, shedder, rateLimiter } = options;
-  const inFlight = new Set<RequestState>();
+  const inFlight = createInFlight<RequestState>();
   // Requests admitted past shedding: what MAX_INFLIGHT_REQUESTS caps.
   let admitted = 0;
   let closing = false;
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
-  let idleWaiter: (() => void) | undefined;
   let bodyLimitFor: BodyLimitFor | undefined;
 
   // One shared 'close' listener, not a closure per request: it is on the hot path.
   function onResponseClose(this: StatefulResponse) {
     const state = this[stateKey] as RequestState;
-    inFlight.delete(state);
+    inFlight.remove(state);
     if (state.admitted) admitted--;
     if (!this.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
@@ -129,7 +126,6 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       // A response that started before the drain went out keep-alive; its
       // socket is idle now and must not outlive the server.
       server.closeIdleConnections();
-      if (inFlight.size === 0) idleWaiter?.();
     }
   }
 
@@ -325,7 +321,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   const sweep = setInterval(
     () => {
       const now = Date.now();
-      for (const state of inFlight) {
+      for (const state of inFlight.items) {
         const age = now - state.startedAt;
         if (state.onDeadline && age >= options.handlerTimeoutMs) {
           const answer = state.onDeadline;
@@ -348,24 +344,10 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   sweep.unref();
   server.once('close', () => clearInterval(sweep));
 
-  const waitForInFlight = (timeoutMs: number) =>
-    new Promise<boolean>((resolve) => {
-      if (inFlight.size === 0) return resolve(true);
-      const timer = setTimeout(() => {
-        idleWaiter = undefined;
-        resolve(false);
-      }, timeoutMs);
-      idleWaiter = () => {
-        clearTimeout(timer);
-        idleWaiter = undefined;
-        resolve(true);
-      };
-    });
-
   return {
     server,
     get inFlight() {
-      return inFlight.size;
+      return inFlight.items.size;
     },
     listen(signal) {
       return new Promise((resolve, reject) => {
@@ -397,17 +379,15 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     stopAccepting() {
       closing = true;
       // Requests already read but not yet answered go out with Connection: close.
-      for (const state of inFlight) {
+      for (const state of inFlight.items) {
         if (!state.res.headersSent) state.res.setHeader('connection', 'close');
       }
       if (server.listening) server.close();
       server.closeIdleConnections();
     },
-    waitForInFlight,
+    waitForInFlight: inFlight.wait,
     async forceClose(reason) {
-      const left = inFlight.size;
-      for (const state of inFlight) abortRequest(state, reason);
-      await waitForInFlight(ABORT_GRACE_MS);
+      const left = await inFlight.abortAll((state) => abortRequest(state, reason));
       server.closeAllConnections();
       return left;
     },

@@ -1,6 +1,7 @@
 import type { App } from '../main.js';
 import { levelOf, writeAccessLine } from './access-log.js';
 import { clientIp } from './client-ip.js';
+import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { refusal, type ShedReason } from './load-shedder.js';
 import { errorFields } from './logger.js';
@@ -39,22 +40,18 @@ const encoder = new TextEncoder();
 const healthBody = encoder.encode('{"status":"ok"}');
 const jsonHeaders = { ...securityHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' };
 const securityHeaderEntries = Object.entries(securityHeaders);
-// After the drain deadline aborts the request signals, a handler that reacts at once gets this long.
-const ABORT_GRACE_MS = 100;
 
 interface Scope extends WebScope {
   startedAt: number;
-  admitted: boolean;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
   const { health, log, trust, shedder, rateLimiter } = options;
-  const inFlight = new Set<Scope>();
-  let admitted = 0;
+  // Only admitted requests: probes and refusals are answered without entering.
+  const inFlight = createInFlight<Scope>();
   let closing = false;
   let app: App | undefined;
   let pending: Promise<App> | undefined;
-  let idleWaiter: (() => void) | undefined;
   let closeListener: () => void = () => {};
   let closeConnections: () => void = () => {};
 
@@ -78,7 +75,6 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       clientIp: clientIp(peer, request.headers.get('x-forwarded-for') ?? undefined, trust),
       controller: new AbortController(),
       startedAt: Date.now(),
-      admitted: false,
     };
     let response: Response;
     let rateHeaders: [string, string][] | undefined;
@@ -91,11 +87,9 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       if (!verdict.allowed)
         return finish(refuse(request, scope, 'rate_limit', verdict.retryAfterSeconds), scope, rateHeaders);
     }
-    const reason = shedder?.check(admitted);
+    const reason = shedder?.check(inFlight.items.size);
     if (reason) return finish(refuse(request, scope, reason), scope, rateHeaders);
 
-    scope.admitted = true;
-    admitted++;
     inFlight.add(scope);
     // During the drain, Deno aborts every request's signal when the server's
     // own signal aborts: that is the drain, not the client going, and the
@@ -111,9 +105,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       response = problem(500, { code: 'internal', detail: 'the server failed to handle this request' }, requestId);
     } finally {
       request.signal.removeEventListener('abort', onClientGone);
-      inFlight.delete(scope);
-      admitted--;
-      if (closing && inFlight.size === 0) idleWaiter?.();
+      inFlight.remove(scope);
     }
     const done = finish(response, scope, rateHeaders);
     if (log.enabled(levelOf(done.status))) logLine(request, path, done, scope);
@@ -235,20 +227,6 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     );
   };
 
-  const waitForInFlight = (timeoutMs: number) =>
-    new Promise<boolean>((resolve) => {
-      if (inFlight.size === 0) return resolve(true);
-      const timer = setTimeout(() => {
-        idleWaiter = undefined;
-        resolve(false);
-      }, timeoutMs);
-      idleWaiter = () => {
-        clearTimeout(timer);
-        idleWaiter = undefined;
-        resolve(true);
-      };
-    });
-
   return {
     handle,
     setApp(next) {
@@ -270,11 +248,9 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       closing = true;
       closeListener();
     },
-    waitForInFlight,
+    waitForInFlight: inFlight.wait,
     async forceClose(reason) {
-      const left = inFlight.size;
-      for (const scope of inFlight) scope.controller.abort(reason);
-      await waitForInFlight(ABORT_GRACE_MS);
+      const left = await inFlight.abortAll((scope) => scope.controller.abort(reason));
       closeConnections();
       return left;
     },

@@ -1,0 +1,57 @@
+/**
+ * The requests a server has in flight, and the two drain steps both server
+ * edges (node-server.ts, web-server.ts) take over them: wait until none is
+ * left, or abort every one and give the handlers a moment to answer.
+ */
+
+// After the drain deadline aborts the request signals, a handler that reacts
+// at once (a cancelled query turned into a 503) gets this long to answer.
+const ABORT_GRACE_MS = 100;
+
+export interface InFlight<T> {
+  readonly items: ReadonlySet<T>;
+  add(item: T): void;
+  /** Removes one; once none is left, a pending `wait` resolves. */
+  remove(item: T): void;
+  /** Resolves true when nothing is in flight, false at the deadline. */
+  wait(timeoutMs: number): Promise<boolean>;
+  /** Aborts every request, waits ABORT_GRACE_MS for them, resolves to how many there were. */
+  abortAll(abort: (item: T) => void): Promise<number>;
+}
+
+export function createInFlight<T>(): InFlight<T> {
+  const items = new Set<T>();
+  let waiter: (() => void) | undefined;
+
+  const wait = (timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      if (items.size === 0) return resolve(true);
+      const timer = setTimeout(() => {
+        waiter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      waiter = () => {
+        clearTimeout(timer);
+        waiter = undefined;
+        resolve(true);
+      };
+    });
+
+  return {
+    items,
+    add(item) {
+      items.add(item);
+    },
+    remove(item) {
+      items.delete(item);
+      if (items.size === 0) waiter?.();
+    },
+    wait,
+    async abortAll(abort) {
+      const left = items.size;
+      for (const item of items) abort(item);
+      await wait(ABORT_GRACE_MS);
+      return left;
+    },
+  };
+}
