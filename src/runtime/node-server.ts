@@ -141,6 +141,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       abortReason: undefined,
       onDeadline: undefined,
       admitted: false,
+      clientIp: undefined,
     });
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);

@@ -26,6 +26,8 @@ export interface RequestState {
   onDeadline: (() => void) | undefined;
   /** Counted against MAX_INFLIGHT_REQUESTS (probes and refused requests are not). */
   admitted: boolean;
+  /** The client address once computed: the rate limiter, the app and the access line all ask. */
+  clientIp: string | undefined;
 }
 
 export function attachRequestState(state: RequestState): RequestState {
@@ -127,7 +129,8 @@ export function clientIpOf(c: WithIncoming): string {
 }
 
 export function clientIpOfState(state: RequestState): string {
-  return clientIp(state.req.socket.remoteAddress, state.req.headers['x-forwarded-for'], state.trust);
+  state.clientIp ??= clientIp(state.req.socket.remoteAddress, state.req.headers['x-forwarded-for'], state.trust);
+  return state.clientIp;
 }
 
 /** A logger whose every line carries this request's id. */
