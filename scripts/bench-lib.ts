@@ -1,6 +1,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { securityHeaders } from '../src/runtime/security-headers.js';
 
 /** What the benchmarks share: spawning, waiting, wrk and its parsing. */
 
@@ -33,7 +34,14 @@ export function get(port: number, path: string): Promise<number> {
 export function start(program: Program, port: number, node = process.execPath) {
   const [command = node, ...args] = program.command ? program.command(program.file) : [node, program.file];
   const child = spawn(command, args, {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...program.env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // runway's header set, for the Fastify peer to send the same (one source: security-headers.ts).
+      SECURITY_HEADERS: JSON.stringify(securityHeaders),
+      ...program.env,
+    },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const problems: string[] = [];
