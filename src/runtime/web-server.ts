@@ -55,10 +55,11 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   let closeListener: () => void = () => {};
   let closeConnections: () => void = () => {};
 
+  // Every problem goes out through finish(), which adds the security headers.
   const problem = (status: number, init: ProblemInit, requestId?: string) =>
     new Response(JSON.stringify(problemBody(status, init, requestId)), {
       status,
-      headers: { ...jsonHeaders, ...init.headers, 'content-type': PROBLEM_CONTENT_TYPE },
+      headers: { 'cache-control': 'no-store', ...init.headers, 'content-type': PROBLEM_CONTENT_TYPE },
     });
 
   const handle = async (request: Request, peer: string): Promise<Response> => {
