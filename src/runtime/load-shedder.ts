@@ -43,8 +43,6 @@ export interface LoadShedder {
   count(reason: ShedReason): void;
   /** True while the event-loop delay is over its bound. */
   readonly overloaded: boolean;
-  readonly eventLoopDelayMs: number;
-  readonly totals: Readonly<Record<ShedReason, number>>;
   /** Starts watching the loop (after startup, whose module loading blocks it legitimately). */
   start(): void;
   stop(): void;
@@ -147,10 +145,6 @@ export function createLoadShedder({ maxInFlight, maxEventLoopDelayMs, log }: Loa
     get overloaded() {
       return overloaded;
     },
-    get eventLoopDelayMs() {
-      return delayMs;
-    },
-    totals,
     start() {
       if (maxEventLoopDelayMs <= 0 || monitor) return;
       monitor = createDelayMonitor();
