@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { driverPatchesVitePlugin } from './scripts/driver-patches.js';
 
 // Without TEST_DATABASE_URL the tests run on embedded Postgres (test/db-helpers.ts),
 // and the file of what only a real server can prove is left out (global-setup says so).
@@ -6,6 +7,8 @@ const realPostgres = Boolean(process.env.TEST_DATABASE_URL);
 
 export default defineConfig({
   plugins: [
+    // The tests run the same patched postgres.js as the bundle (scripts/driver-patches.ts).
+    driverPatchesVitePlugin,
     {
       // The same as esbuild's text loader in the bundle: a .sql import is its text.
       name: 'sql-as-text',
@@ -19,11 +22,15 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     exclude: [
       ...configDefaults.exclude,
-      // Rollout and attack proofs: `npm run test:rollout`, `npm run test:attacks` (vitest.proof.config.ts).
+      // Rollout and attack proofs: `npm run test:rollout`, `npm run test:attacks` (vitest.proof.config.ts);
+      // the fault campaign: `npm run test:chaos` (vitest.chaos.config.ts).
       'test/proof/**',
-      ...(realPostgres ? [] : ['test/db/real-postgres.test.ts']),
+      'test/chaos/**',
+      ...(realPostgres ? [] : ['test/db/real-postgres.test.ts', 'test/db/pgbouncer.test.ts']),
     ],
     globalSetup: ['test/global-setup.ts'],
+    // Inlined, so the driver patches above apply to it (vitest leaves node_modules to Node otherwise).
+    server: { deps: { inline: ['postgres'] } },
     // Child processes and real timeouts: generous upper bounds, never targets.
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -24,7 +24,9 @@ function newestMtime(dir: string): number {
 function isStale(): boolean {
   try {
     const built = statSync(outfile).mtimeMs;
-    return newestMtime('src') > built || statSync('package-lock.json').mtimeMs > built;
+    // The bundle's inputs beyond src/: how it is bundled, the driver patches, the engines range, the lockfile.
+    const inputs = ['scripts/bundle-options.ts', 'scripts/driver-patches.ts', 'package.json', 'package-lock.json'];
+    return newestMtime('src') > built || inputs.some((file) => statSync(file).mtimeMs > built);
   } catch {
     return true;
   }
