@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { parseTrust, type Trust } from './runtime/client-ip.js';
+import { LOG_FLUSH_TIMEOUT_MS } from './runtime/line-writer.js';
 
 /**
  * Every setting runway reads, as one valibot schema over the environment.
@@ -170,7 +171,7 @@ export const EnvSchema = v.object({
     v.pipe(
       integer(0, 1_000_000),
       doc(
-        'Requests in flight past which new ones get 503 + Retry-After at once, body unread; 0 = no cap. Keep it at or above Cloud Run `containerConcurrency`.',
+        'Requests whose handler runs, past which new ones get 503 + Retry-After at once, body unread; 0 = no cap. Uploads still sending their body are not counted. Keep it at or above Cloud Run `containerConcurrency`.',
       ),
     ),
     '250',
@@ -229,6 +230,15 @@ export const EnvSchema = v.object({
     v.pipe(milliseconds(), doc('Server-side `statement_timeout` of every connection. Below HANDLER_TIMEOUT_MS.')),
     '20000',
   ),
+  DB_POOLER: v.optional(
+    v.pipe(
+      v.picklist(['none', 'transaction'], 'expected none or transaction'),
+      doc(
+        '`transaction` when a pooler in transaction mode (PgBouncer `pool_mode = transaction`) sits in front: no named prepared statements and no startup parameters it rejects, so DB_STATEMENT_TIMEOUT_MS is not sent; set `statement_timeout` on the database role instead.',
+      ),
+    ),
+    'none',
+  ),
   MIGRATE_ON_START: v.optional(
     v.pipe(
       v.picklist(['true', 'false'], 'expected true or false'),
@@ -245,6 +255,36 @@ export const EnvSchema = v.object({
   ),
   JWT_ISSUER: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `iss`.'))),
   JWT_AUDIENCE: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `aud`.'))),
+  // RFC 7519 §4.1.4 allows "some small leeway, usually no more than a few
+  // minutes"; 30 s covers clocks that NTP keeps within a second by far, and
+  // lets an expired token live at most 30 s longer.
+  JWT_CLOCK_SKEW_MS: v.optional(
+    v.pipe(
+      integer(0, 300_000),
+      doc(
+        'Leeway for clock drift between token issuer and this server, applied to `exp`, `nbf` and `iat`; at most 5 min.',
+      ),
+    ),
+    '30000',
+  ),
+  JWT_MAX_LIFETIME_MS: v.optional(
+    v.pipe(
+      integer(1_000, 2_592_000_000),
+      doc(
+        'Longest token accepted: `exp - iat`, or `exp` from now without `iat`. A longer-lived token is refused (401); at most 30 days.',
+      ),
+    ),
+    '86400000',
+  ),
+  IDEMPOTENCY_RETENTION_MS: v.optional(
+    v.pipe(
+      integer(60_000, 2_592_000_000),
+      doc(
+        'How long an `Idempotency-Key` and its stored response are kept; a retry after that does the work again. From 1 min to 30 days.',
+      ),
+    ),
+    '86400000',
+  ),
   K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
   ECS_CONTAINER_METADATA_URI_V4: v.optional(
     v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),
@@ -338,15 +378,19 @@ export const ConfigSchema = v.pipe(
       ],
       (env) => {
         const budget = shutdownBudget(env as Env);
-        return env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS < budget.terminationGraceMs;
+        return (
+          env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS <
+          budget.terminationGraceMs
+        );
       },
       (issue) => {
         const env = issue.input as Env;
         const budget = shutdownBudget(env);
-        const total = env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS;
+        const total = env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS;
         return (
           `SHUTDOWN_DELAY_MS (${env.SHUTDOWN_DELAY_MS}) + GRACEFUL_TIMEOUT_MS (${budget.gracefulTimeoutMs}) + ` +
-          `CLEANUP_TIMEOUT_MS (${env.CLEANUP_TIMEOUT_MS}) = ${total} ms must be shorter than the termination grace ` +
+          `CLEANUP_TIMEOUT_MS (${env.CLEANUP_TIMEOUT_MS}) + ${LOG_FLUSH_TIMEOUT_MS} ms to flush the last log lines = ` +
+          `${total} ms must be shorter than the termination grace ` +
           `(${budget.terminationGraceMs} ms, ${budget.graceSource}), or the platform kills the process mid-drain: ` +
           'lower those timeouts or raise the grace (and TERMINATION_GRACE_MS with it)'
         );
@@ -387,12 +431,16 @@ export const ConfigSchema = v.pipe(
       jwtSigningKey: env.JWT_SIGNING_KEY,
       jwtIssuer: env.JWT_ISSUER,
       jwtAudience: env.JWT_AUDIENCE,
+      jwtClockSkewMs: env.JWT_CLOCK_SKEW_MS,
+      jwtMaxLifetimeMs: env.JWT_MAX_LIFETIME_MS,
+      idempotencyRetentionMs: env.IDEMPOTENCY_RETENTION_MS,
       db: {
         poolMax: env.DB_POOL_MAX,
         connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
         idleTimeoutMs: env.DB_IDLE_TIMEOUT_MS,
         maxLifetimeMs: env.DB_MAX_LIFETIME_MS,
         statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+        pooler: env.DB_POOLER,
       },
       migrateOnStart: env.MIGRATE_ON_START,
     };

@@ -2,7 +2,7 @@ import { type Config, ConfigError, loadConfig } from './config.js';
 import { createHealth, type Health } from './runtime/health.js';
 import type { FetchApp } from './runtime/hono-listener.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
-import { createLineWriter } from './runtime/line-writer.js';
+import { createLineWriter, drained, LOG_FLUSH_TIMEOUT_MS } from './runtime/line-writer.js';
 import { createLoadShedder } from './runtime/load-shedder.js';
 import { createLogger, errorFields, type Logger } from './runtime/logger.js';
 import { createRateLimiter } from './runtime/rate-limit.js';
@@ -41,11 +41,23 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     config = loadConfig(process.env);
   } catch (error) {
     reportConfigError(error);
+    await drained(process.stderr);
     process.exit(1);
   }
 
   const out = createLineWriter(process.stdout);
   process.on('exit', out.flush);
+  let drainStartedAt: number | undefined;
+  // Every exit goes through here: the last lines reach a slow log reader (line-writer.ts),
+  // for as long as the platform's grace allows after a drain, LOG_FLUSH_TIMEOUT_MS otherwise.
+  const exit = async (code: number, now = false): Promise<never> => {
+    const graceLeftMs =
+      drainStartedAt === undefined
+        ? 0
+        : config.terminationGraceMs - (performance.now() - drainStartedAt) - EXIT_MARGIN_MS;
+    await out.drain(now ? LOG_FLUSH_TIMEOUT_MS : Math.max(LOG_FLUSH_TIMEOUT_MS, graceLeftMs));
+    process.exit(code);
+  };
   const log = createLogger({ level: config.logLevel, write: out.write });
 
   const commandName = process.argv[2];
@@ -53,30 +65,36 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     const command = commands[commandName];
     if (!command) {
       log.error('unknown command', { command: commandName, known: Object.keys(commands) });
-      process.exit(2);
+      return exit(2);
     }
     try {
       await command({ config, log });
-      process.exit(0);
     } catch (error) {
       log.error('command failed', { command: commandName, ...errorFields(error) });
-      process.exit(1);
+      return exit(1);
     }
+    return exit(0);
   }
-  const health = createHealth({ defaultTimeoutMs: config.readinessTimeoutMs });
+  const health = createHealth({ defaultTimeoutMs: config.readinessTimeoutMs, log });
   const lifecycle = createLifecycle({
     log,
     health,
     shutdownDelayMs: config.shutdownDelayMs,
     gracefulTimeoutMs: config.gracefulTimeoutMs,
     cleanupTimeoutMs: config.cleanupTimeoutMs,
-    exit: (code) => process.exit(code),
+    exit: (code, now) => void exit(code, now),
+  });
+  lifecycle.signal.addEventListener('abort', () => {
+    drainStartedAt = performance.now();
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => void lifecycle.shutdown({ signal }));
   }
+  // A throw that escaped a callback may have left state half-updated: drain and exit 1.
   process.on('uncaughtException', (error) => void lifecycle.shutdown({ error }));
-  process.on('unhandledRejection', (error) => void lifecycle.shutdown({ error }));
+  // A rejection nobody handled has changed no state; ending the process for it turns
+  // every forgotten catch in a dependency's error path into an outage (README, Faults).
+  process.on('unhandledRejection', reportUnhandledRejection(log));
 
   const shedder = createLoadShedder({
     maxInFlight: config.maxInflightRequests,
@@ -98,7 +116,7 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     });
   } catch (error) {
     log.error('could not listen', { port: config.port, host: config.host, ...errorFields(error) });
-    process.exit(1);
+    return exit(1);
   }
 
   const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup });
@@ -109,10 +127,33 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     shedder.start();
     log.info('started', { startupMs: Math.round(performance.now() - startedAt) });
   } catch (error) {
+    // A shutdown that began while the app loaded (a signal during a start-up that
+    // waits for the database) is already draining; the load is simply abandoned.
+    if (lifecycle.signal.aborted) return log.info('app start abandoned: shutting down');
     // The lifecycle logs the error with its stack as the fatal error; this line says where.
     log.error('app failed to start');
     await lifecycle.shutdown({ error });
   }
+}
+
+const UNHANDLED_LOG_EVERY_MS = 1_000;
+// Exit this long before the platform's SIGKILL, so the exit code is ours, not the kill's.
+const EXIT_MARGIN_MS = 500;
+
+/** One ERROR line, with the stack, per second at most; the lines between are counted. */
+function reportUnhandledRejection(log: Logger) {
+  let lastAt = 0;
+  let suppressed = 0;
+  return (reason: unknown) => {
+    const now = Date.now();
+    if (now - lastAt < UNHANDLED_LOG_EVERY_MS) {
+      suppressed++;
+      return;
+    }
+    lastAt = now;
+    log.error('unhandled rejection', { suppressed, ...errorFields(reason) });
+    suppressed = 0;
+  };
 }
 
 function reportConfigError(error: unknown) {

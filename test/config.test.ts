@@ -97,11 +97,18 @@ describe('loadConfig', () => {
     expect(config.shutdownDelayMs + config.gracefulTimeoutMs + config.cleanupTimeoutMs).toBeLessThan(10_000);
   });
 
+  it('counts the flush of the last log lines in the drain budget', () => {
+    // 0 + 8500 + 1000 = 9500 fits Cloud Run's 10 s grace; the 500 ms flush on top does not.
+    const problems = problemsOf({ K_SERVICE: 'api', DATABASE_URL: 'postgres://db/app', GRACEFUL_TIMEOUT_MS: '8500' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('+ 500 ms to flush the last log lines = 10000 ms');
+  });
+
   it('rejects a drain longer than the Cloud Run grace and says which numbers to change', () => {
     const problems = problemsOf({ K_SERVICE: 'api', DATABASE_URL: 'postgres://db/app', GRACEFUL_TIMEOUT_MS: '10000' });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(
-      'SHUTDOWN_DELAY_MS (0) + GRACEFUL_TIMEOUT_MS (10000) + CLEANUP_TIMEOUT_MS (1000) = 11000 ms',
+      'SHUTDOWN_DELAY_MS (0) + GRACEFUL_TIMEOUT_MS (10000) + CLEANUP_TIMEOUT_MS (1000) + 500 ms to flush the last log lines = 11500 ms',
     );
     expect(problems[0]).toContain('termination grace (10000 ms, the Cloud Run default)');
   });
@@ -159,5 +166,38 @@ describe('overload settings', () => {
       'RATE_LIMIT_BURST: has no effect without RATE_LIMIT_RPS: set both, or neither, got "10"',
     ]);
     expect(problemsOf({ RATE_LIMIT_RPS: '0' })[0]).toMatch(/^RATE_LIMIT_RPS: expected a whole number from 1/);
+  });
+});
+
+describe('notes API settings', () => {
+  it('allows 30 s of clock skew, tokens of up to a day, and keeps idempotency keys a day by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      jwtClockSkewMs: 30_000,
+      jwtMaxLifetimeMs: 86_400_000,
+      idempotencyRetentionMs: 86_400_000,
+    });
+  });
+
+  it('takes the leeway, the lifetime and the retention from the environment', () => {
+    expect(
+      loadConfig({ JWT_CLOCK_SKEW_MS: '0', JWT_MAX_LIFETIME_MS: '3600000', IDEMPOTENCY_RETENTION_MS: '600000' }),
+    ).toMatchObject({ jwtClockSkewMs: 0, jwtMaxLifetimeMs: 3_600_000, idempotencyRetentionMs: 600_000 });
+  });
+
+  it('rejects each out-of-range value, naming the variable and its bounds', () => {
+    expect(
+      problemsOf({ JWT_CLOCK_SKEW_MS: '300001', JWT_MAX_LIFETIME_MS: '999', IDEMPOTENCY_RETENTION_MS: '59999' }),
+    ).toEqual([
+      'JWT_CLOCK_SKEW_MS: expected a whole number from 0 to 300000, got "300001"',
+      'JWT_MAX_LIFETIME_MS: expected a whole number from 1000 to 2592000000, got "999"',
+      'IDEMPOTENCY_RETENTION_MS: expected a whole number from 60000 to 2592000000, got "59999"',
+    ]);
+    expect(
+      problemsOf({ JWT_CLOCK_SKEW_MS: '30s', JWT_MAX_LIFETIME_MS: '2592000001', IDEMPOTENCY_RETENTION_MS: '1d' }),
+    ).toEqual([
+      'JWT_CLOCK_SKEW_MS: expected a whole number from 0 to 300000, got "30s"',
+      'JWT_MAX_LIFETIME_MS: expected a whole number from 1000 to 2592000000, got "2592000001"',
+      'IDEMPOTENCY_RETENTION_MS: expected a whole number from 60000 to 2592000000, got "1d"',
+    ]);
   });
 });

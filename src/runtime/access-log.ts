@@ -1,3 +1,4 @@
+import { RequestAbortedError } from './abort-reasons.js';
 import type { Logger } from './logger.js';
 import { clientIpOfState, type RequestState } from './request-context.js';
 import { traceFields } from './trace.js';
@@ -13,6 +14,8 @@ export interface AccessLine {
   method: string | undefined;
   url: string | undefined;
   status: number;
+  /** Why the runtime aborted the request's signal, if it did. */
+  aborted: unknown;
   requestSize: string | undefined;
   responseSize: string | undefined;
   userAgent: string | undefined;
@@ -23,14 +26,21 @@ export interface AccessLine {
   cloudTrace: string | undefined;
 }
 
-export function levelOf(status: number) {
+/**
+ * A request the runtime ended (client gone, a deadline) is an expected
+ * outcome, logged once, here, at its own severity (abort-reasons.ts); else
+ * the status decides.
+ */
+export function levelOf(status: number, aborted?: unknown) {
+  if (aborted instanceof RequestAbortedError) return aborted.severity;
   return status >= 500 ? 'error' : status >= 400 && status !== 499 ? 'warn' : 'info';
 }
 
 export function writeAccessLine(log: Logger, line: AccessLine, projectId: string | undefined) {
-  const level = levelOf(line.status);
+  const level = levelOf(line.status, line.aborted);
   const entry = {
     requestId: line.requestId,
+    ...(line.aborted instanceof RequestAbortedError && { outcome: line.aborted.name }),
     httpRequest: {
       requestMethod: line.method,
       requestUrl: line.url,
@@ -53,7 +63,7 @@ export function logAccess(log: Logger, state: RequestState, projectId: string | 
   const { req, res } = state;
   const status = res.writableFinished ? res.statusCode : 499;
   // Build nothing for a line the level filters out.
-  if (!log.enabled(levelOf(status))) return;
+  if (!log.enabled(levelOf(status, state.abortReason))) return;
   // @hono/node-server may set the length through Node's internal field, not a header.
   const responseSize =
     res.getHeader('content-length') ?? (res as { _contentLength?: number | null })._contentLength ?? undefined;
@@ -64,6 +74,7 @@ export function logAccess(log: Logger, state: RequestState, projectId: string | 
       method: req.method,
       url: req.url,
       status,
+      aborted: state.abortReason,
       requestSize: req.headers['content-length'],
       responseSize: responseSize === undefined ? undefined : String(responseSize),
       userAgent: req.headers['user-agent'],

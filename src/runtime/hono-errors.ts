@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { PatternRouter } from 'hono/router/pattern-router';
+import { DrainTimeoutError, HandlerTimeoutError, RequestAbortedError } from './abort-reasons.js';
 import { errorFields, type Logger } from './logger.js';
 import { HttpProblem, problemResponse } from './problem.js';
 import { requestIdOf } from './request-context.js';
@@ -9,7 +10,9 @@ import { requestIdOf } from './request-context.js';
  * The app's one error handler and its 404/405 answers, all problem+json.
  * Known errors (HttpProblem, Hono's HTTPException) are answered as they are;
  * anything else is a generic 500 while the cause and its stack go to the log
- * with the request id. Internal details never reach the client.
+ * with the request id. Internal details never reach the client. An error that
+ * is the runtime's own abort of the request (the client left, a deadline:
+ * abort-reasons.ts) is answered without a log line: the access line records it.
  */
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -29,6 +32,7 @@ function idOf(c: Context): string | undefined {
 export function problemOnError(log: Logger, mapError?: (error: unknown) => HttpProblem | undefined) {
   return function onError(thrown: Error, c: Context): Response {
     const requestId = idOf(c);
+    if (thrown instanceof RequestAbortedError) return abortedAnswer(thrown, requestId);
     const error = mapError?.(thrown) ?? thrown;
     if (error instanceof HttpProblem) {
       const { status, code, message: detail, errors, headers } = error;
@@ -49,6 +53,20 @@ export function problemOnError(log: Logger, mapError?: (error: unknown) => HttpP
     log.error('unhandled error', { requestId, ...errorFields(error) });
     return problemResponse(500, { code: 'internal', detail: 'the server failed to handle this request' }, requestId);
   };
+}
+
+// A drain-deadline answer reaches the client; the runtime already answered a
+// handler timeout; after a client left or a write timeout nobody reads one.
+function abortedAnswer(error: RequestAbortedError, requestId: string | undefined): Response {
+  if (error instanceof DrainTimeoutError) {
+    return problemResponse(
+      503,
+      { code: 'shutting_down', detail: 'the server is shutting down; retry', headers: { 'retry-after': '1' } },
+      requestId,
+    );
+  }
+  const code = error instanceof HandlerTimeoutError ? 'handler_timeout' : 'aborted';
+  return problemResponse(503, { code, detail: error.message }, requestId);
 }
 
 /** 404 for an unknown path; 405 with `Allow` when the path exists under other methods. */

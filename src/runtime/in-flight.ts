@@ -1,7 +1,8 @@
 /**
  * The requests a server has in flight, and the two drain steps both server
  * edges (node-server.ts, web-server.ts) take over them: wait until none is
- * left, or abort every one and give the handlers a moment to answer.
+ * left, or abort every one and give the handlers a moment to answer. The
+ * node edge keeps its open connections in one too, to wait for them.
  */
 
 // After the drain deadline aborts the request signals, a handler that reacts

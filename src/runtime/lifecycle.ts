@@ -1,3 +1,4 @@
+import { DrainTimeoutError } from './abort-reasons.js';
 import type { Health } from './health.js';
 import { errorFields, type Logger } from './logger.js';
 
@@ -44,14 +45,8 @@ export interface LifecycleOptions {
   shutdownDelayMs: number;
   gracefulTimeoutMs: number;
   cleanupTimeoutMs: number;
-  exit: (code: number) => void;
-}
-
-export class DrainTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`drain deadline of ${ms} ms reached`);
-    this.name = 'DrainTimeoutError';
-  }
+  /** `now`: the exit may not wait for anything (a second signal, an overrun budget). */
+  exit: (code: number, now?: boolean) => void;
 }
 
 const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
@@ -77,10 +72,11 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     // Safety net: every step below is bounded, but a process that is still
     // here after all the bounds together must not wait for SIGKILL.
     const budgetMs = shutdownDelayMs + gracefulTimeoutMs + cleanupTimeoutMs + 1_000;
-    setTimeout(() => {
+    const overrun = setTimeout(() => {
       log.error('shutdown overran its budget, exiting', { budgetMs });
-      exit(1);
-    }, budgetMs).unref();
+      exit(1, true);
+    }, budgetMs);
+    overrun.unref();
 
     if (shutdownDelayMs > 0) await delay(shutdownDelayMs);
     acceptController.abort();
@@ -97,6 +93,8 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
 
     if (!(await runCleanup())) exitCode = 1;
     log.info('shutdown complete', { drainMs: Math.round(performance.now() - startedAt), exitCode });
+    // The drain is over; the exit may still wait for a slow log reader (main.ts), which is not an overrun.
+    clearTimeout(overrun);
     exit(exitCode);
   };
 
@@ -156,7 +154,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
         if ('signal' in cause) {
           // A second signal means the operator wants out now (close-with-grace does the same).
           log.warn('second signal during shutdown, exiting now', { signal: cause.signal });
-          exit(128 + (signalNumbers[cause.signal] ?? 0));
+          exit(128 + (signalNumbers[cause.signal] ?? 0), true);
         }
         return running;
       }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { ClientGoneError, HandlerTimeoutError, WriteTimeoutError } from './abort-reasons.js';
 import { logAccess } from './access-log.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
@@ -10,14 +11,7 @@ import { errorFields, type Logger } from './logger.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
-import {
-  abortRequest,
-  attachRequestState,
-  ClientGoneError,
-  clientIpOfState,
-  HandlerTimeoutError,
-  type RequestState,
-} from './request-context.js';
+import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
 import { securityHeaderLines, securityHeaders } from './security-headers.js';
 
@@ -103,8 +97,12 @@ function isProbe(url: string): boolean {
 export function createNodeServer(options: NodeServerOptions): NodeServer {
   const { health, log, trust, shedder, rateLimiter } = options;
   const inFlight = createInFlight<RequestState>();
-  // Requests admitted past shedding: what MAX_INFLIGHT_REQUESTS caps.
+  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps.
   let admitted = 0;
+  // Every open connection: the drain waits for all of them, not only for the
+  // requests in flight, because a connection whose request is still arriving
+  // has no request yet (see stopAccepting).
+  const connections = createInFlight<Socket>();
   let closing = false;
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
@@ -119,7 +117,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
     // flood does not turn into a flood of log lines.
-    if (state.admitted || (options.logHealthChecks && isProbe(state.req.url ?? ''))) {
+    if (isProbe(state.req.url ?? '') ? options.logHealthChecks : !state.refused) {
       logAccess(log, state, options.projectId);
     }
     if (closing) {
@@ -141,6 +139,8 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       abortReason: undefined,
       onDeadline: undefined,
       admitted: false,
+      refused: false,
+      peer: req.socket.remoteAddress,
       clientIp: undefined,
     });
     (res as StatefulResponse)[stateKey] = state;
@@ -160,10 +160,18 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       const reason = shedder.check(admitted);
       if (reason) return refuse(state, reason);
     }
+    if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
+    admit(state);
+    dispatch(state);
+  };
+
+  // A request takes a slot when its handler is about to run, not while its
+  // body is still on the wire: slow uploads (bounded by READ_TIMEOUT_MS and
+  // the body limit) must not fill a cap meant for handlers, or a few slow
+  // clients refuse everyone else while /readyz stays 200.
+  const admit = (state: RequestState) => {
     state.admitted = true;
     admitted++;
-    if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
-    dispatch(req, res);
   };
 
   // The client's own limit comes first: one client over it is told 429
@@ -179,6 +187,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
 
   const refuse = (state: RequestState, reason: ShedReason, retryAfterSeconds?: number) => {
     shedder?.count(reason);
+    state.refused = true;
     const { status, init } = refusal(reason, retryAfterSeconds);
     refuseUnread(state, status, init);
   };
@@ -199,13 +208,46 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     respondProblem(state.res, 500, { code: 'internal', detail: 'the server failed to handle this request' });
   };
 
-  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
-    if (listener) return listener(req, res);
-    if (!pending) return respondProblem(res, 503, { code: 'not_started', detail: 'the application is not loaded' });
-    pending.then(
-      (ready) => ready(req, res),
-      () => respondProblem(res, 503, { code: 'not_started', detail: 'the application failed to start' }),
-    );
+  const dispatch = (state: RequestState) => {
+    if (listener) return listener(state.req, state.res);
+    void loadedApp(state).then((ready) => ready?.(state.req, state.res));
+  };
+
+  // While the app loads (a fast import, or a start-up waiting for a database
+  // that is down) a request waits for it, up to the handler deadline: then it
+  // is answered 503 `not_started` (the sweep calls onDeadline), never held
+  // until the write timeout destroys its socket.
+  const loadedApp = (state: RequestState): Promise<Listener | undefined> => {
+    if (listener) return Promise.resolve(listener);
+    if (!pending) {
+      refuseUnread(state, 503, { code: 'not_started', detail: 'the application is not loaded' });
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      state.onDeadline = () => {
+        refuseUnread(state, 503, {
+          code: 'not_started',
+          detail: 'the application is still starting; retry shortly',
+          headers: { 'retry-after': '1' },
+        });
+        resolve(undefined);
+      };
+      (pending as Promise<Listener>).then(
+        (ready) => {
+          // Undefined: the deadline came first and answered.
+          if (!state.onDeadline) return resolve(undefined);
+          state.onDeadline = undefined;
+          resolve(ready);
+        },
+        () => {
+          if (state.onDeadline) {
+            state.onDeadline = undefined;
+            refuseUnread(state, 503, { code: 'not_started', detail: 'the application failed to start' });
+          }
+          resolve(undefined);
+        },
+      );
+    });
   };
 
   const limitFor = (req: IncomingMessage) =>
@@ -214,15 +256,26 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   const readThenDispatch = async (state: RequestState) => {
     const { req, res } = state;
     // Route limits come with the app: a body that arrives while it loads waits for them.
-    if (!listener && pending) await pending.catch(() => undefined);
+    if (!(await loadedApp(state))) return;
     const limit = limitFor(req);
     if (declaredTooLarge(req, limit)) return refuseTooLarge(req, res, limit);
     const outcome = await readBody(req, limit);
-    if (outcome.ok) {
-      (req as IncomingMessage & { rawBody?: Buffer }).rawBody = outcome.body;
-      return dispatch(req, res);
+    if (!outcome.ok) {
+      if (outcome.reason === 'too_large') refuseTooLarge(req, res, limit);
+      return;
     }
-    if (outcome.reason === 'too_large') refuseTooLarge(req, res, limit);
+    // The slot is taken now that the handler can run (see admit); the body is
+    // read, so a refusal here leaves the connection reusable.
+    const reason = shedder?.check(admitted);
+    if (reason) {
+      shedder?.count(reason);
+      state.refused = true;
+      const { status, init } = refusal(reason);
+      return respondProblem(res, status, init);
+    }
+    (req as IncomingMessage & { rawBody?: Buffer }).rawBody = outcome.body;
+    admit(state);
+    dispatch(state);
   };
 
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
@@ -305,16 +358,16 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const status = clientErrorStatus(error.code);
-    const pendingResponse = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (status && socket.writable && !pendingResponse?.headersSent) {
+    if (status) {
       log.debug('client error', { code: error.code, status });
-      const body = JSON.stringify(problemBody(status, clientErrorProblem(error.code)));
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${securityHeaderLines}\r\n${body}`,
-      );
+      answerOnSocket(socket, status, clientErrorProblem(error.code));
     }
     socket.destroy();
+  });
+
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.remove(socket));
   });
 
   // Write timeout and handler deadline: one sweep over the requests in flight,
@@ -335,7 +388,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
             requestId: state.requestId,
             writeTimeoutMs: options.writeTimeoutMs,
           });
-          abortRequest(state, new Error(`write timeout of ${options.writeTimeoutMs} ms`));
+          abortRequest(state, new WriteTimeoutError(options.writeTimeoutMs));
           state.res.destroy();
         }
       }
@@ -384,15 +437,46 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
         if (!state.res.headersSent) state.res.setHeader('connection', 'close');
       }
       if (server.listening) server.close();
+      // Closes the connections whose parser is between requests. One whose
+      // request has started arriving is left: its request gets an answer with
+      // Connection: close once its headers complete. server.close() stopped
+      // Node's own header-timeout sweep, so the header bound is kept here:
+      // whatever is still mid-headers after READ_HEADER_TIMEOUT_MS was
+      // already over it and gets the 408 Node would have sent.
       server.closeIdleConnections();
+      setTimeout(() => {
+        for (const socket of connections.items) {
+          const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+          if (current) continue;
+          answerOnSocket(socket, 408, clientErrorProblem('ERR_HTTP_REQUEST_TIMEOUT'));
+          socket.destroySoon();
+        }
+      }, options.readHeaderTimeoutMs).unref();
     },
-    waitForInFlight: inFlight.wait,
+    async waitForInFlight(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      if (!(await inFlight.wait(timeoutMs))) return false;
+      // A request whose headers arrive now still gets its answer (Connection:
+      // close) and its socket closes after it; the process must not exit first.
+      return connections.wait(Math.max(0, deadline - Date.now()));
+    },
     async forceClose(reason) {
       const left = await inFlight.abortAll((state) => abortRequest(state, reason));
       server.closeAllConnections();
       return left;
     },
   };
+}
+
+/** A problem answer written straight to a socket that has no response object (client errors, the drain). */
+function answerOnSocket(socket: Socket, status: number, init: ProblemInit) {
+  const pendingResponse = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (!socket.writable || pendingResponse?.headersSent) return;
+  const body = JSON.stringify(problemBody(status, init));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${securityHeaderLines}\r\n${body}`,
+  );
 }
 
 function clientErrorStatus(code: string | undefined): number | undefined {

@@ -24,8 +24,12 @@ export interface RequestState {
   abortReason: unknown;
   /** Set by the app bridge while a handler runs: answers 503 when the deadline passes. */
   onDeadline: (() => void) | undefined;
-  /** Counted against MAX_INFLIGHT_REQUESTS (probes and refused requests are not). */
+  /** Holds a MAX_INFLIGHT_REQUESTS slot: its handler runs (probes, refusals and body uploads do not). */
   admitted: boolean;
+  /** Refused by the rate limit or shedding: counted in the shedder's summary, no access line. */
+  refused: boolean;
+  /** The socket's peer, read when the request arrives: once the socket is gone it reads as undefined. */
+  peer: string | undefined;
   /** The client address once computed: the rate limiter, the app and the access line all ask. */
   clientIp: string | undefined;
 }
@@ -43,20 +47,6 @@ export function abortRequest(state: RequestState, reason: unknown) {
   if (state.abortReason !== undefined) return;
   state.abortReason = reason;
   state.controller?.abort(reason);
-}
-
-export class ClientGoneError extends Error {
-  constructor() {
-    super('client closed the connection before the response was sent');
-    this.name = 'ClientGoneError';
-  }
-}
-
-export class HandlerTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`handler deadline of ${ms} ms reached`);
-    this.name = 'HandlerTimeoutError';
-  }
 }
 
 /**
@@ -129,7 +119,7 @@ export function clientIpOf(c: WithIncoming): string {
 }
 
 export function clientIpOfState(state: RequestState): string {
-  state.clientIp ??= clientIp(state.req.socket.remoteAddress, state.req.headers['x-forwarded-for'], state.trust);
+  state.clientIp ??= clientIp(state.peer, state.req.headers['x-forwarded-for'], state.trust);
   return state.clientIp;
 }
 

@@ -1,4 +1,5 @@
 import type { App } from '../main.js';
+import { ClientGoneError, HandlerTimeoutError } from './abort-reasons.js';
 import { levelOf, writeAccessLine } from './access-log.js';
 import { clientIp } from './client-ip.js';
 import { createInFlight } from './in-flight.js';
@@ -7,7 +8,7 @@ import { refusal, type ShedReason } from './load-shedder.js';
 import { errorFields } from './logger.js';
 import type { NodeServerOptions } from './node-server.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
-import { ClientGoneError, HandlerTimeoutError, type WebScope } from './request-context.js';
+import type { WebScope } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
 import { securityHeaders } from './security-headers.js';
 
@@ -43,12 +44,17 @@ const securityHeaderEntries = Object.entries(securityHeaders);
 
 interface Scope extends WebScope {
   startedAt: number;
+  /** Refused after its body was read: counted in the shedder's summary, no access line. */
+  refused?: boolean;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
   const { health, log, trust, shedder, rateLimiter } = options;
-  // Only admitted requests: probes and refusals are answered without entering.
+  // Probes and refusals are answered without entering; the drain waits for the rest.
   const inFlight = createInFlight<Scope>();
+  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps. A request
+  // still sending its body holds no slot (node-server.ts says why).
+  let admitted = 0;
   let closing = false;
   let app: App | undefined;
   let pending: Promise<App> | undefined;
@@ -88,7 +94,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       if (!verdict.allowed)
         return finish(refuse(request, scope, 'rate_limit', verdict.retryAfterSeconds), scope, rateHeaders);
     }
-    const reason = shedder?.check(inFlight.items.size);
+    const reason = shedder?.check(admitted);
     if (reason) return finish(refuse(request, scope, reason), scope, rateHeaders);
 
     inFlight.add(scope);
@@ -109,12 +115,23 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       inFlight.remove(scope);
     }
     const done = finish(response, scope, rateHeaders);
-    if (log.enabled(levelOf(done.status))) logLine(request, path, done, scope);
+    if (!scope.refused) logLine(request, path, done, scope);
     return done;
   };
 
   const serveApp = async (request: Request, path: string, scope: Scope): Promise<Response> => {
-    const ready = app ?? (await pending?.catch(() => undefined));
+    const ready = app ?? (await loadedApp());
+    if (ready === 'starting') {
+      return problem(
+        503,
+        {
+          code: 'not_started',
+          detail: 'the application is still starting; retry shortly',
+          headers: { 'retry-after': '1' },
+        },
+        scope.requestId,
+      );
+    }
     if (!ready) {
       return problem(503, { code: 'not_started', detail: 'the application is not loaded' }, scope.requestId);
     }
@@ -140,8 +157,35 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
         body: outcome.body,
         signal: scope.controller.signal,
       });
+      // The slot is taken now that the handler can run; the body is read.
+      const reason = shedder?.check(admitted);
+      if (reason) {
+        shedder?.count(reason);
+        scope.refused = true;
+        const { status, init } = refusal(reason);
+        return problem(status, init, scope.requestId);
+      }
     }
-    return withDeadline(ready, forApp, scope);
+    admitted++;
+    try {
+      return await withDeadline(ready, forApp, scope);
+    } finally {
+      admitted--;
+    }
+  };
+
+  // While the app loads, a request waits for it up to the handler deadline (node-server.ts says why).
+  const loadedApp = async (): Promise<App | 'starting' | undefined> => {
+    if (!pending) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<'starting'>((resolve) => {
+      timer = setTimeout(() => resolve('starting'), options.handlerTimeoutMs);
+    });
+    try {
+      return await Promise.race([pending.catch(() => undefined), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   const withDeadline = (ready: App, request: Request, scope: Scope): Promise<Response> => {
@@ -208,13 +252,18 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   };
 
   const logLine = (request: Request, path: string, response: Response, scope: Scope) => {
+    const aborted = scope.controller.signal.reason;
+    // A client that left never saw the status: 499, as node:http's line says.
+    const status = aborted instanceof ClientGoneError ? 499 : response.status;
+    if (!log.enabled(levelOf(status, aborted))) return;
     writeAccessLine(
       log,
       {
         requestId: scope.requestId,
         method: request.method,
         url: path,
-        status: response.status,
+        status,
+        aborted,
         requestSize: request.headers.get('content-length') ?? undefined,
         responseSize: response.headers.get('content-length') ?? undefined,
         userAgent: request.headers.get('user-agent') ?? undefined,

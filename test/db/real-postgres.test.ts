@@ -1,4 +1,5 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type Migration, migrate } from '../../src/db/migrate.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -67,6 +68,87 @@ describe('query cancellation on the server', () => {
     const [row] =
       await admin`select count(*)::int as n from pg_stat_activity where query like '%pg_sleep%' and application_name = 'runway' and state = 'active'`;
     expect(row?.n).toBe(0);
+  });
+});
+
+describe('a client leaving while the database holds its query', () => {
+  async function waitingOnLock(admin: ReturnType<typeof adminSql>) {
+    const [row] =
+      await admin`select count(*)::int as n from pg_stat_activity where query like '%locked-probe%' and application_name = 'runway' and state = 'active'`;
+    return row?.n as number;
+  }
+
+  it('cancels a query waiting on a locked table when the client leaves, and stays up', async () => {
+    const admin = adminSql();
+    const url = await freshDatabase();
+    const owner = postgres(url, { max: 1, onnotice: () => {} });
+    onTestFinished(() => owner.end({ timeout: 1 }));
+    await owner`create table lock_probe (id int)`;
+    const server = await startFixture({ DATABASE_URL: url });
+    const conn = await rawConnect(server.port);
+    let release: (() => void) | undefined;
+    const held = owner.begin(async (tx) => {
+      await tx`lock table lock_probe in access exclusive mode`;
+      conn.socket.write('GET /db/locked HTTP/1.1\r\nHost: x\r\n\r\n');
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await server.waitForLog((line) => line.message === 'db locked started');
+    for (let i = 0; i < 100 && (await waitingOnLock(admin)) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await waitingOnLock(admin)).toBe(1);
+    conn.socket.destroy();
+    let left = await waitingOnLock(admin);
+    for (let i = 0; i < 100 && left > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      left = await waitingOnLock(admin);
+    }
+    expect(left).toBe(0);
+    release?.();
+    await held;
+    expect((await fetchRaw(server.port, '/db/now')).status).toBe(200);
+    expect(server.proc.exitCode).toBeNull();
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
+  it('rolls a transaction back when the client leaves between its queries, and stays up', async () => {
+    const server = await startFixture({ DATABASE_URL: serverUrl });
+    const conn = await rawConnect(server.port);
+    conn.socket.write('GET /db/tx-after-abort HTTP/1.1\r\nHost: x\r\n\r\n');
+    await server.waitForLog((line) => line.message === 'db tx first query done');
+    conn.socket.destroy();
+    await server.waitForLog((line) => line.message === 'request' && line.outcome === 'ClientGoneError');
+    expect((await fetchRaw(server.port, '/db/now')).status).toBe(200);
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+    const admin = adminSql();
+    const [row] =
+      await admin`select count(*)::int as n from pg_stat_activity where application_name = 'runway' and state like 'idle in transaction%'`;
+    expect(row?.n).toBe(0);
+  });
+
+  it('aborts a query held by a lock at the drain deadline without an unhandled error', async () => {
+    const url = await freshDatabase();
+    const owner = postgres(url, { max: 1, onnotice: () => {} });
+    onTestFinished(() => owner.end({ timeout: 1 }));
+    await owner`create table lock_probe (id int)`;
+    const server = await startFixture({ DATABASE_URL: url, GRACEFUL_TIMEOUT_MS: '500' });
+    let release: (() => void) | undefined;
+    const request = fetchRaw(server.port, '/db/locked').catch(() => undefined);
+    const held = owner.begin(async (tx) => {
+      await tx`lock table lock_probe in access exclusive mode`;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await server.waitForLog((line) => line.message === 'db locked started');
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(1);
+    release?.();
+    await held;
+    await request;
+    expect(server.logs.filter((line) => line.severity === 'ERROR').map((line) => line.message)).toEqual([
+      'drain deadline reached, closed in-flight requests',
+    ]);
   });
 });
 

@@ -110,6 +110,19 @@ describe('access log', () => {
     await server.waitForLog((l) => l.message === 'request');
     const lines = accessLines(server.logs);
     expect(lines).toHaveLength(1);
-    expect(lines[0]?.httpRequest).toMatchObject({ status: 499 });
+    expect(lines[0]?.httpRequest).toMatchObject({ status: 499, remoteIp: '127.0.0.1' });
+    expect(lines[0]).toMatchObject({ severity: 'INFO', outcome: 'ClientGoneError' });
+  });
+
+  it('logs a handler timeout once, at WARNING, with its outcome', async () => {
+    const server = await startFixture({ HANDLER_TIMEOUT_MS: '300' });
+    const reply = await fetchRaw(server.port, '/hang', { headers: { 'x-request-id': 'late-1' } });
+    expect(reply.status).toBe(503);
+    await server.waitForLog((l) => l.message === 'request');
+    const lines = accessLines(server.logs);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ severity: 'WARNING', requestId: 'late-1', outcome: 'HandlerTimeoutError' });
+    expect(lines[0]?.httpRequest).toMatchObject({ status: 503 });
+    expect(server.logs.filter((l) => l.severity === 'ERROR')).toEqual([]);
   });
 });

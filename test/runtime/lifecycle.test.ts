@@ -118,6 +118,81 @@ describe('drain on SIGTERM', () => {
   });
 });
 
+describe('requests still arriving when the drain starts', () => {
+  // The listener is closed once a new connection is refused: the drain's stop-accepting step has run.
+  async function listenerClosed(port: number) {
+    for (let i = 0; i < 200 && (await canConnect(port)); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+
+  it('answers a request whose headers were half received at SIGTERM, with Connection: close, then exits 0', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    server.proc.kill('SIGTERM');
+    await server.waitForLog((line) => line.message === 'shutdown started');
+    await listenerClosed(server.port);
+    conn.socket.write('\r\n');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(conn.received()).toMatch(/\r\nconnection: close\r\n/i);
+    expect(conn.received()).toMatch(/hello$/);
+    expect((await server.exited).code).toBe(0);
+  });
+
+  it('answers a request whose headers were half received during the shutdown delay', async () => {
+    const server = await startFixture({ SHUTDOWN_DELAY_MS: '500' });
+    const conn = await rawConnect(server.port);
+    conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    server.proc.kill('SIGTERM');
+    await server.waitForLog((line) => line.message === 'shutdown started');
+    await listenerClosed(server.port);
+    conn.socket.write('\r\n');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await server.exited).code).toBe(0);
+  });
+
+  it('answers 408 to headers that never complete within READ_HEADER_TIMEOUT_MS, and still exits 0', async () => {
+    const server = await startFixture({ READ_HEADER_TIMEOUT_MS: '400' });
+    const conn = await rawConnect(server.port);
+    conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    server.proc.kill('SIGTERM');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect((await server.exited).code).toBe(0);
+  });
+});
+
+describe('the last log lines', () => {
+  // About 2.5 MB of log lines: far more than the pipe and the reader's buffer hold.
+  const LINES = 10_000;
+
+  it('reach a log reader that is behind when the process exits', async () => {
+    const server = await startFixture();
+    const stdoutClosed = new Promise((resolve) => server.proc.stdout?.once('close', resolve));
+    // Stop reading stdout: the pipe fills and the server's writes queue in memory.
+    server.proc.stdout?.pause();
+    expect((await fetchRaw(server.port, `/log?lines=${LINES}`)).body).toBe('logged');
+    server.proc.kill('SIGTERM');
+    // The fault itself: a reader that comes back 2 s after SIGTERM. What was queued must still arrive.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    server.proc.stdout?.resume();
+    expect((await server.exited).code).toBe(0);
+    await stdoutClosed;
+    expect(server.logs.filter((line) => line.message === 'fixture log line')).toHaveLength(LINES);
+    expect(server.logs.some((line) => line.message === 'shutdown started')).toBe(true);
+    expect(server.logs.at(-1)).toMatchObject({ message: 'shutdown complete', exitCode: 0 });
+  });
+
+  it('exits before the termination grace ends when the log reader never reads', async () => {
+    const server = await startFixture({ TERMINATION_GRACE_MS: '3000', GRACEFUL_TIMEOUT_MS: '1000' });
+    server.proc.stdout?.pause();
+    expect((await fetchRaw(server.port, `/log?lines=${LINES}`)).body).toBe('logged');
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+  });
+});
+
 describe('fatal errors', () => {
   it('logs an uncaught exception with its stack and drains with exit code 1', async () => {
     const server = await startFixture();
@@ -127,5 +202,16 @@ describe('fatal errors', () => {
     expect(fatal).toMatchObject({ severity: 'ERROR', error: { message: 'boom from a timer' } });
     expect(String(fatal?.stack_trace)).toContain('boom from a timer');
     expect(server.logs.some((line) => line.message === 'shutdown complete')).toBe(true);
+  });
+
+  it('logs an unhandled rejection with its stack and keeps serving', async () => {
+    const server = await startFixture();
+    expect((await fetchRaw(server.port, '/reject')).status).toBe(200);
+    const logged = await server.waitForLog((line) => line.message === 'unhandled rejection');
+    expect(logged).toMatchObject({ severity: 'ERROR', error: { message: 'rejected with nobody to catch it' } });
+    expect(String(logged.stack_trace)).toContain('rejected with nobody to catch it');
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
   });
 });

@@ -69,6 +69,24 @@ describe('cap on requests in flight', () => {
     expect(summary.refused).toMatchObject({ max_inflight: 1 });
   });
 
+  it('does not count requests still sending their body against the cap', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '2' });
+    const uploads = await Promise.all([0, 1, 2].map(() => rawConnect(server.port)));
+    for (const upload of uploads) {
+      upload.socket.write(
+        'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\nx',
+      );
+    }
+    // Three slow uploads and a cap of two: a fast client is still served.
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    expect((await fetchRaw(server.port, '/echo', { method: 'POST', body: 'small' })).body).toBe('{"bytes":5}');
+    expect((await fetchRaw(server.port, '/readyz')).status).toBe(200);
+    // Once their bodies arrive, the uploads are served too.
+    for (const upload of uploads) upload.socket.end('y'.repeat(99_999));
+    await Promise.all(uploads.map((upload) => upload.closed.catch(() => undefined)));
+    for (const upload of uploads) expect(upload.received()).toMatch(/^HTTP\/1\.1 200 [\s\S]*\{"bytes":100000\}$/);
+  });
+
   it('refuses a request with a body past the cap without waiting for the body', async () => {
     const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1' });
     const slow = fetchRaw(server.port, '/slow?ms=1500');

@@ -36,7 +36,7 @@ describe('check:deploy', () => {
   it('fails when the Kubernetes drain does not fit terminationGracePeriodSeconds', () => {
     const dir = brokenCopy(K8S, (t) => t.replace('value: "5000"', 'value: "25000"'));
     const finding = expectFinding(checkDeploy(dir), K8S, /GRACEFUL_TIMEOUT_MS$/);
-    expect(finding.problem).toContain('= 36000 ms must be shorter than the termination grace (30000 ms');
+    expect(finding.problem).toContain('= 36500 ms must be shorter than the termination grace (30000 ms');
   });
 
   it('fails when the Cloud Run drain does not fit its 10 s', () => {
