@@ -5,11 +5,21 @@ import { main } from './main.js';
 // the bundle), so /healthz answers while they load.
 void main({
   loadApp: async (deps) => {
-    const [{ createApp }, { openDatabase }] = await Promise.all([
+    const [{ createApp }, { openDatabase }, { startIdempotencySweep }] = await Promise.all([
       import('./app/create-app.js'),
       import('./db/open-database.js'),
+      import('./app/notes/idempotency-sweep.js'),
     ]);
     const db = await openDatabase(deps);
+    if (db) {
+      // Stops when shutdown begins, before the pool is ended.
+      startIdempotencySweep({
+        sql: db.sql,
+        retentionMs: deps.config.idempotencyRetentionMs,
+        log: deps.log,
+        signal: deps.shutdownSignal,
+      });
+    }
     return createApp({ ...deps, db });
   },
   commands: {

@@ -22,16 +22,31 @@ export interface AppOptions {
 
 export function createApp({ config, log, db }: AppOptions) {
   const app = new Hono<Env>();
-  app.onError(problemOnError(log, databaseProblem));
+  app.onError(
+    problemOnError(log, (error) => {
+      const problem = databaseProblem(error);
+      if (problem?.code === 'invalid_value') {
+        // Answered as the client's error, but it is a gap in validation: say so, without the value.
+        log.warn('database refused a value that validation accepted', { sqlState: (error as { code: string }).code });
+      }
+      return problem;
+    }),
+  );
   app.notFound(problemNotFound(app));
   app.get('/', (c) => c.json({ name: 'runway' }));
 
   if (db && config.jwtSigningKey) {
     app.use(
       '/v1/*',
-      bearerAuth({ signingKey: config.jwtSigningKey, issuer: config.jwtIssuer, audience: config.jwtAudience }),
+      bearerAuth({
+        signingKey: config.jwtSigningKey,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        clockSkewMs: config.jwtClockSkewMs,
+        maxLifetimeMs: config.jwtMaxLifetimeMs,
+      }),
     );
-    app.route('/v1/notes', notesRoutes(db));
+    app.route('/v1/notes', notesRoutes(db, { idempotencyRetentionMs: config.idempotencyRetentionMs }));
   } else {
     const missing = db ? 'JWT_SIGNING_KEY' : 'DATABASE_URL';
     app.all('/v1/*', () => {

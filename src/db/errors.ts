@@ -22,13 +22,35 @@ const UNAVAILABLE_CODES = new Set([
   '53300', // too_many_connections
 ]);
 
+// SQLSTATE class 08, connection exception (08006 connection failure, 08P01
+// protocol violation: PgBouncer refusing a startup parameter, ...).
+const CONNECTION_EXCEPTION = /^08[0-9A-Z]{3}$/;
+
+// SQLSTATE class 22, data exception: a value the database cannot store or
+// compare (22P05 untranslatable character, 22021 invalid byte sequence, 22008
+// datetime out of range, 22003 numeric out of range, ...).
+const DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
+
 export function databaseProblem(error: unknown): HttpProblem | undefined {
   const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
   if (code === '57014') {
     // query_canceled: statement_timeout, or our own cancel at a deadline.
-    return new HttpProblem(503, { code: 'query_timeout', detail: 'the database did not answer in time' });
+    return new HttpProblem(503, {
+      code: 'query_timeout',
+      detail: 'the database did not answer in time',
+      headers: { 'retry-after': '2' },
+    });
   }
-  if (typeof code !== 'string' || !UNAVAILABLE_CODES.has(code)) return undefined;
+  if (DATA_EXCEPTION.test(code)) {
+    // Validation should have refused the value; this is the safety net that
+    // keeps it a client error. Postgres' message may quote the input: not sent.
+    return new HttpProblem(400, {
+      code: 'invalid_value',
+      detail: 'a value in the request cannot be stored or compared; check the text and numbers sent',
+    });
+  }
+  if (!UNAVAILABLE_CODES.has(code) && !CONNECTION_EXCEPTION.test(code)) return undefined;
   return new HttpProblem(503, {
     code: 'database_unavailable',
     detail: 'the database is unavailable; retry shortly',

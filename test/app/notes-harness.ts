@@ -9,13 +9,14 @@ import { freshDatabase } from '../db-helpers.js';
 
 /**
  * The notes app in memory (app.request) on a fresh, migrated database, with
- * a token minter and a `call` helper. For a `beforeAll`: it returns the
- * teardown to hand back to vitest.
+ * a token minter and a `call` helper; `env` adds to the config's environment,
+ * `sql` reaches the database behind the app. For a `beforeAll`: it returns
+ * the teardown to hand back to vitest.
  */
 export const KEY = 'k'.repeat(48);
 const log = createLogger({ level: 'error' });
 
-export async function notesHarness() {
+export async function notesHarness(env: Record<string, string> = {}) {
   const teardowns: (() => Promise<void>)[] = [];
   const url = await freshDatabase((fn) => teardowns.push(fn));
   const db = createDb({
@@ -28,7 +29,7 @@ export async function notesHarness() {
     log,
   });
   await migrate(db.sql, migrations, log);
-  const config = loadConfig({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api' });
+  const config = loadConfig({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api', ...env });
   const app = createApp({ config, log, db });
 
   const token = async (claims: Record<string, unknown> = {}, key = KEY) => {
@@ -59,7 +60,7 @@ export async function notesHarness() {
     await db.end(1_000);
     for (const teardown of teardowns) await teardown();
   };
-  return { app, token, call, close };
+  return { app, token, call, close, db, sql: db.sql, config };
 }
 
 export type NotesHarness = Awaited<ReturnType<typeof notesHarness>>;

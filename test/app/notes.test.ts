@@ -27,7 +27,9 @@ describe('authentication', () => {
         return `Bearer ${header}.${payload}.`;
       },
     ],
-    ['an expired token', async () => `Bearer ${await token({ exp: Math.floor(Date.now() / 1000) - 10 })}`],
+    // Past the default 30 s leeway (JWT_CLOCK_SKEW_MS).
+    ['an expired token', async () => `Bearer ${await token({ exp: Math.floor(Date.now() / 1000) - 60 })}`],
+    ['a token with exp in the year 3000', async () => `Bearer ${await token({ exp: Date.UTC(3000, 0, 1) / 1000 })}`],
     ['a token without exp', async () => `Bearer ${await token({ exp: undefined })}`],
     ['the wrong audience', async () => `Bearer ${await token({ aud: 'another-api' })}`],
     ['a token without sub', async () => `Bearer ${await token({ sub: undefined })}`],
@@ -42,6 +44,14 @@ describe('authentication', () => {
       expect((await res.json()).status).toBe(401);
     });
   }
+
+  it('accepts a token whose iat and nbf are 2 s ahead of this clock', async () => {
+    const ahead = Math.floor(Date.now() / 1000) + 2;
+    const res = await app.request('/v1/notes', {
+      headers: { authorization: `Bearer ${await token({ iat: ahead, nbf: ahead })}` },
+    });
+    expect(res.status).toBe(200);
+  });
 });
 
 describe('notes', () => {
@@ -72,6 +82,37 @@ describe('notes', () => {
         })
       ).status,
     ).toBe(415);
+  });
+
+  it('refuses with 422, naming the field, text Postgres cannot store: U+0000 and unpaired surrogates', async () => {
+    for (const bad of ['a\u0000b', 'a\ud800b', '\udc00', 'x\ud83d']) {
+      for (const body of [{ title: bad }, { title: 'ok', body: bad }]) {
+        const res = await call('POST', '/v1/notes', { body });
+        expect(res.status, JSON.stringify(body)).toBe(422);
+        expect(res.json.code).toBe('validation_failed');
+        expect(res.json.errors.map((e: { field: string }) => e.field)).toEqual([Object.keys(body).at(-1)]);
+      }
+    }
+    const created = await call('POST', '/v1/notes', { body: { title: 'patch me' } });
+    const patched = await call('PATCH', `/v1/notes/${created.json.id}`, { body: { body: 'nul \u0000 here' } });
+    expect(patched.status).toBe(422);
+    expect(patched.json.errors[0].field).toBe('body');
+  });
+
+  it('counts title and body in characters (code points), as the database does', async () => {
+    const emoji = '\u{1F600}';
+    const title = emoji.repeat(200);
+    const created = await call('POST', '/v1/notes', { body: { title, body: emoji.repeat(10_000) } });
+    expect(created.status).toBe(201);
+    expect(created.json.title).toBe(title);
+    const mixed = await call('POST', '/v1/notes', { body: { title: `${'a'.repeat(199)}${emoji}` } });
+    expect(mixed.status).toBe(201);
+    const tooLong = await call('POST', '/v1/notes', { body: { title: emoji.repeat(201), body: emoji.repeat(10_001) } });
+    expect(tooLong.status).toBe(422);
+    expect(tooLong.json.errors).toEqual([
+      { field: 'title', message: 'title must be at most 200 characters' },
+      { field: 'body', message: 'body must be at most 10000 characters' },
+    ]);
   });
 
   it('reads a note with its ETag and answers 304 to If-None-Match', async () => {
@@ -160,6 +201,19 @@ describe('pagination', () => {
       expect((await call('GET', `/v1/notes?limit=${limit}`)).status).toBe(422);
     expect((await call('GET', '/v1/notes?cursor=bm90LWEtY3Vyc29y')).status).toBe(400);
     expect((await call('GET', '/v1/notes?cursor=%%%')).status).toBe(400);
+  });
+
+  it('answers 400 invalid_cursor for a cursor time beyond what the database can hold', async () => {
+    const cursorOf = (value: unknown) =>
+      Buffer.from(JSON.stringify([value, '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+    // Past 9999-12-31, up to what 20 digits can write and Postgres' timestamp range cannot hold.
+    for (const createdUs of ['99999999999999999999', '9999999999999999999', '253402300800000000']) {
+      const res = await call('GET', `/v1/notes?cursor=${cursorOf(createdUs)}`);
+      expect(res.status, createdUs).toBe(400);
+      expect(res.json.code).toBe('invalid_cursor');
+    }
+    // The last microsecond of 9999 is a time the store could have written: a page, not an error.
+    expect((await call('GET', `/v1/notes?cursor=${cursorOf('253402300799999999')}`)).status).toBe(200);
   });
 });
 

@@ -78,4 +78,15 @@ describe('migrations', () => {
     const db = dbIn(await freshDatabase());
     expect(await migrate(db.sql, migrations, log)).toEqual(files);
   });
+
+  it('indexes idempotency keys by age, for the sweep of expired ones', async () => {
+    const db = dbIn(await freshDatabase());
+    await migrate(db.sql, migrations, log);
+    const indexes = await db.sql`
+      select indexdef from pg_indexes
+      where schemaname = current_schema() and tablename = 'idempotency_keys'
+        and indexname = 'idempotency_keys_created_at'`;
+    expect(indexes).toHaveLength(1);
+    expect(indexes[0]?.indexdef).toMatch(/\(created_at\)$/);
+  });
 });

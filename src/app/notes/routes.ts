@@ -5,6 +5,7 @@ import { readJson, validate } from '../../runtime/json-body.js';
 import { HttpProblem } from '../../runtime/problem.js';
 import { signalOf } from '../../runtime/request-context.js';
 import type { Env } from '../env.js';
+import { noneMatch, strongTags } from './conditional.js';
 import { fingerprint, once } from './idempotency.js';
 import { IdempotencyKey, ListQuery, NoteId, NoteInput, NotePatch } from './schema.js';
 import { createNoteStore, type Note, type StoredNote } from './store.js';
@@ -21,12 +22,22 @@ const preconditionFailed = () =>
 
 const etagOf = (version: string) => `"v${version}"`;
 
-/** The version named by If-Match, `undefined` for none or `*` (any version will do). */
-function expectedVersion(header: string | undefined): string | undefined {
-  if (!header || header.trim() === '*') return undefined;
-  const match = /^(?:W\/)?"v(\d{1,20})"$/.exec(header.trim());
-  // An ETag we never issued cannot match anything.
-  return match ? (match[1] as string) : 'none';
+/**
+ * The versions If-Match names: `undefined` for no header or `*` (any current
+ * version will do: a missing note is 404 either way, RFC 9110 §13.2.1), else
+ * the versions of the strong tags we issued. A tag we never issued cannot
+ * match anything, so a header naming none of ours yields `[]`.
+ */
+function expectedVersions(header: string | undefined): string[] | undefined {
+  if (header === undefined) return undefined;
+  const tags = strongTags(header);
+  if (tags === '*') return undefined;
+  const versions: string[] = [];
+  for (const tag of tags) {
+    const match = /^"v(\d{1,20})"$/.exec(tag);
+    if (match) versions.push(match[1] as string);
+  }
+  return versions;
 }
 
 function parseId(id: string): string {
@@ -39,17 +50,28 @@ function encodeCursor(stored: StoredNote): string {
   return toBase64Url(JSON.stringify([stored.createdUs, stored.note.id]));
 }
 
+// A cursor's creation time in microseconds since the epoch, as the store
+// writes it. Past 9999-12-31 it was never written by us, and beyond Postgres'
+// timestamp range `to_timestamp` fails (22008) instead of matching nothing.
+const MAX_CREATED_US = 253_402_300_799_999_999n;
+
 function decodeCursor(cursor: string): { createdUs: string; id: string } {
   try {
     const [createdUs, id] = JSON.parse(fromBase64Url(cursor)) as unknown[];
-    if (typeof createdUs === 'string' && /^\d{1,20}$/.test(createdUs) && typeof id === 'string' && v.is(NoteId, id)) {
+    if (
+      typeof createdUs === 'string' &&
+      /^\d{1,18}$/.test(createdUs) &&
+      BigInt(createdUs) <= MAX_CREATED_US &&
+      typeof id === 'string' &&
+      v.is(NoteId, id)
+    ) {
       return { createdUs, id };
     }
   } catch {}
   throw new HttpProblem(400, { code: 'invalid_cursor', detail: 'cursor is not valid; start from the first page' });
 }
 
-export function notesRoutes(db: Db) {
+export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRetentionMs: number }) {
   const store = createNoteStore(db.sql);
   const app = new Hono<Env>();
 
@@ -65,7 +87,7 @@ export function notesRoutes(db: Db) {
     const key = validate(IdempotencyKey, keyHeader);
     const outcome = await once<{ note: Note; version: string }>(
       db.sql,
-      { owner, key, requestHash: await fingerprint(input) },
+      { owner, key, requestHash: await fingerprint(input), retentionMs: idempotencyRetentionMs },
       async (tx) => {
         const stored = await store.insert(owner, input, signal, tx);
         return { status: 201, body: { note: stored.note, version: stored.version } };
@@ -95,7 +117,7 @@ export function notesRoutes(db: Db) {
     if (!stored) throw notFound();
     const etag = etagOf(stored.version);
     c.header('etag', etag);
-    if (c.req.header('if-none-match') === etag) return c.body(null, 304);
+    if (!noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304);
     return c.json(stored.note);
   });
 
@@ -106,7 +128,7 @@ export function notesRoutes(db: Db) {
       c.get('userId'),
       id,
       patch,
-      expectedVersion(c.req.header('if-match')),
+      expectedVersions(c.req.header('if-match')),
       signalOf(c),
     );
     if (result === false) throw preconditionFailed();
@@ -117,7 +139,7 @@ export function notesRoutes(db: Db) {
 
   app.delete('/:id', async (c) => {
     const id = parseId(c.req.param('id'));
-    const result = await store.remove(c.get('userId'), id, expectedVersion(c.req.header('if-match')), signalOf(c));
+    const result = await store.remove(c.get('userId'), id, expectedVersions(c.req.header('if-match')), signalOf(c));
     if (result === false) throw preconditionFailed();
     if (!result) throw notFound();
     return c.body(null, 204);

@@ -1,34 +1,36 @@
 import * as v from 'valibot';
+import { codePointLength, isStorable } from '../storable-text.js';
 
 /** What clients may send and ask for; every string and number is bounded. */
 
+// The checks of 0001_notes.sql, counted as they count (char_length).
+const TITLE_MAX = 200;
+const BODY_MAX = 10_000;
+
+const storable = (field: string) =>
+  v.check((text: string) => isStorable(text), `${field} must not contain U+0000 or unpaired surrogates`);
+
+const atMost = (field: string, max: number) =>
+  v.check((text: string) => codePointLength(text, max) <= max, `${field} must be at most ${max} characters`);
+
+const Title = v.pipe(
+  v.string('title must be a string'),
+  v.trim(),
+  storable('title'),
+  v.minLength(1, 'title must not be empty'),
+  atMost('title', TITLE_MAX),
+);
+
+const Body = v.pipe(v.string('body must be a string'), storable('body'), atMost('body', BODY_MAX));
+
 export const NoteInput = v.strictObject(
-  {
-    title: v.pipe(
-      v.string('title must be a string'),
-      v.trim(),
-      v.minLength(1, 'title must not be empty'),
-      v.maxLength(200, 'title must be at most 200 characters'),
-    ),
-    body: v.optional(
-      v.pipe(v.string('body must be a string'), v.maxLength(10_000, 'body must be at most 10000 characters')),
-      '',
-    ),
-  },
+  { title: Title, body: v.optional(Body, '') },
   'expected an object with only title and body',
 );
 export type NoteInput = v.InferOutput<typeof NoteInput>;
 
 export const NotePatch = v.pipe(
-  v.strictObject(
-    {
-      title: v.optional(NoteInput.entries.title),
-      body: v.optional(
-        v.pipe(v.string('body must be a string'), v.maxLength(10_000, 'body must be at most 10000 characters')),
-      ),
-    },
-    'expected an object with only title and body',
-  ),
+  v.strictObject({ title: v.optional(Title), body: v.optional(Body) }, 'expected an object with only title and body'),
   v.check((patch) => patch.title !== undefined || patch.body !== undefined, 'send title, body, or both'),
 );
 export type NotePatch = v.InferOutput<typeof NotePatch>;

@@ -37,6 +37,11 @@ const columns = (sql: Sql) =>
       (extract(epoch from updated_at) * 1000000)::bigint::text as version,
       (extract(epoch from created_at) * 1000000)::bigint::text as created_us`;
 
+// Compared as text: a version is up to 20 digits from a client, and a cast to
+// bigint would fail (22003) on one we never issued instead of matching nothing.
+const versionIn = (sql: Sql, versions: string[] | undefined) =>
+  versions ? sql`and (extract(epoch from updated_at) * 1000000)::bigint::text = any(${versions}::text[])` : sql``;
+
 function toStored(row: NoteRow): StoredNote {
   return {
     note: {
@@ -95,12 +100,15 @@ export function createNoteStore(sql: Sql) {
       return { items: rows.slice(0, limit).map(toStored), more: rows.length > limit };
     },
 
-    /** Resolves to undefined when the note does not exist, `false` when `expectedVersion` no longer matches. */
+    /**
+     * Resolves to undefined when the note does not exist, `false` when its
+     * version is none of `expectedVersions` (undefined: any version).
+     */
     async update(
       owner: string,
       id: string,
       patch: NotePatch,
-      expectedVersion: string | undefined,
+      expectedVersions: string[] | undefined,
       signal: AbortSignal,
     ): Promise<StoredNote | undefined | false> {
       const [row] = await withSignal(
@@ -110,25 +118,25 @@ export function createNoteStore(sql: Sql) {
             body = coalesce(${patch.body ?? null}::text, body),
             updated_at = clock_timestamp()
           where id = ${id} and owner = ${owner}
-          ${expectedVersion ? sql`and (extract(epoch from updated_at) * 1000000)::bigint::text = ${expectedVersion}` : sql``}
+          ${versionIn(sql, expectedVersions)}
           returning ${columns(sql)}`,
         signal,
       );
       if (row) return toStored(row);
-      if (!expectedVersion) return undefined;
+      if (!expectedVersions) return undefined;
       return (await this.get(owner, id, signal)) ? false : undefined;
     },
 
-    async remove(owner: string, id: string, expectedVersion: string | undefined, signal: AbortSignal) {
+    async remove(owner: string, id: string, expectedVersions: string[] | undefined, signal: AbortSignal) {
       const rows = await withSignal(
         sql`
           delete from notes where id = ${id} and owner = ${owner}
-          ${expectedVersion ? sql`and (extract(epoch from updated_at) * 1000000)::bigint::text = ${expectedVersion}` : sql``}
+          ${versionIn(sql, expectedVersions)}
           returning id`,
         signal,
       );
       if (rows.length > 0) return true;
-      if (!expectedVersion) return undefined;
+      if (!expectedVersions) return undefined;
       return (await this.get(owner, id, signal)) ? false : undefined;
     },
   };
