@@ -26,7 +26,7 @@ export default defineConfig({
       // the fault campaign: `npm run test:chaos` (vitest.chaos.config.ts).
       'test/proof/**',
       'test/chaos/**',
-      ...(realPostgres ? [] : ['test/db/real-postgres.test.ts', 'test/db/pgbouncer.test.ts']),
+      ...(realPostgres ? [] : ['test/**/real-postgres.test.ts', 'test/db/pgbouncer.test.ts']),
     ],
     globalSetup: ['test/global-setup.ts'],
     // Inlined, so the driver patches above apply to it (vitest leaves node_modules to Node otherwise).

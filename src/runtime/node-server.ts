@@ -256,7 +256,10 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   const readThenDispatch = async (state: RequestState) => {
     const { req, res } = state;
     // Route limits come with the app: a body that arrives while it loads waits for them.
-    if (!(await loadedApp(state))) return;
+    // Once it is loaded the check below runs in the same turn as the headers: an await
+    // here first let oversized uploads push more of their bodies in before the 413
+    // paused them (measured: 35 MB of RSS instead of 11 under 20 x 1 GiB uploads).
+    if (!listener && !(await loadedApp(state))) return;
     const limit = limitFor(req);
     if (declaredTooLarge(req, limit)) return refuseTooLarge(req, res, limit);
     const outcome = await readBody(req, limit);

@@ -2,7 +2,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/create-app.js';
 import { databaseProblem } from '../../src/db/errors.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { realServerUrl } from '../db-helpers.js';
 import { type NotesHarness, notesHarness } from './notes-harness.js';
 
 // How database errors become problems (src/db/errors.ts), with errors raised
@@ -65,20 +64,6 @@ describe('database errors as problems', () => {
       expect(problem?.headers).toEqual({ 'retry-after': '2' });
     }
   });
-
-  it.runIf(realServerUrl)(
-    'maps a statement stopped by statement_timeout to query_timeout with Retry-After',
-    async () => {
-      const error = await errorOf(
-        harness.sql.begin(async (tx) => {
-          await tx`set local statement_timeout = 1`;
-          await tx`select pg_sleep(1)`;
-        }),
-      );
-      const problem = databaseProblem(error);
-      expect(problem).toMatchObject({ status: 503, code: 'query_timeout', headers: { 'retry-after': '2' } });
-    },
-  );
 
   it('leaves errors it does not know to the generic 500', () => {
     expect(databaseProblem(new Error('boom'))).toBeUndefined();

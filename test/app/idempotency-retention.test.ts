@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startIdempotencySweep } from '../../src/app/notes/idempotency-sweep.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { realServerUrl } from '../db-helpers.js';
+import { sweepHelpers } from './idempotency-helpers.js';
 import { type NotesHarness, notesHarness } from './notes-harness.js';
 
 // Keys expire after IDEMPOTENCY_RETENTION_MS (1 h here, so that the default
@@ -13,8 +12,13 @@ import { type NotesHarness, notesHarness } from './notes-harness.js';
 const RETENTION_MS = 3_600_000;
 let harness: NotesHarness;
 
+let sweepFor: ReturnType<typeof sweepHelpers>['sweepFor'];
+let insertKeys: ReturnType<typeof sweepHelpers>['insertKeys'];
+let keysOf: ReturnType<typeof sweepHelpers>['keysOf'];
+
 beforeAll(async () => {
   harness = await notesHarness({ IDEMPOTENCY_RETENTION_MS: String(RETENTION_MS) });
+  ({ sweepFor, insertKeys, keysOf } = sweepHelpers(harness, RETENTION_MS));
   return () => harness.close();
 });
 
@@ -24,50 +28,6 @@ const age = (owner: string, interval: string) =>
 function post(user: string, title: string, key = 'key-1') {
   return harness.call('POST', '/v1/notes', { user, body: { title }, headers: { 'idempotency-key': key } });
 }
-
-/** A sweep stopped when the test ends, and the lines it logs. */
-function sweepFor(options: {
-  sql?: NotesHarness['sql'];
-  batchSize?: number;
-  maxBatches?: number;
-  intervalMs?: number;
-}) {
-  const shutdown = new AbortController();
-  onTestFinished(() => shutdown.abort());
-  const lines: { severity: string; message: string; deleted?: number; suppressed?: number }[] = [];
-  const listeners: (() => void)[] = [];
-  const log = createLogger({
-    level: 'debug',
-    write: (line) => {
-      lines.push(JSON.parse(line));
-      for (const listener of listeners) listener();
-    },
-  });
-  const sweep = startIdempotencySweep({
-    sql: harness.sql,
-    retentionMs: RETENTION_MS,
-    log,
-    signal: shutdown.signal,
-    ...options,
-  });
-  const logged = (message: string) =>
-    new Promise<void>((resolve) => {
-      const check = () => lines.some((line) => line.message === message) && resolve();
-      listeners.push(check);
-      check();
-    });
-  return { ...sweep, shutdown, lines, logged };
-}
-
-async function insertKeys(owner: string, count: number, interval: string) {
-  await harness.sql`
-    insert into idempotency_keys (owner, key, request_hash, status, response, created_at)
-    select ${owner}, 'k' || i, 'hash', 201, '{}'::jsonb, now() - ${interval}::interval
-    from generate_series(1, ${count}::int) as i`;
-}
-
-const keysOf = async (owner: string) =>
-  Number((await harness.sql`select count(*)::int as n from idempotency_keys where owner = ${owner}`)[0]?.n);
 
 describe('Idempotency-Key retention', () => {
   it('does the work again for a key older than the retention, then replays the new answer', async () => {
@@ -127,35 +87,6 @@ describe('the idempotency sweep', () => {
     await insertKeys(owner, 2, '2 hours');
     expect(await sweep.sweep()).toBe(0);
     expect(await keysOf(owner)).toBe(2);
-  });
-
-  it.runIf(realServerUrl)('passes over an expired row a request holds instead of waiting for it', async () => {
-    const owner = `held-${randomUUID()}`;
-    await insertKeys(owner, 2, '2 hours');
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding = () => {};
-    const held = new Promise<void>((resolve) => {
-      holding = resolve;
-    });
-    const transaction = harness.sql.begin(async (tx) => {
-      await tx`select 1 from idempotency_keys where owner = ${owner} and key = 'k1' for update`;
-      holding();
-      await released;
-    });
-    await held;
-    const sweep = sweepFor({});
-    try {
-      await sweep.sweep();
-      expect(await harness.sql`select key from idempotency_keys where owner = ${owner}`).toEqual([{ key: 'k1' }]);
-    } finally {
-      release();
-      await transaction;
-    }
-    await sweep.sweep();
-    expect(await keysOf(owner)).toBe(0);
   });
 
   it('logs a failing database once per interval and never rejects', async () => {

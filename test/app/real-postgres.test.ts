@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { databaseProblem } from '../../src/db/errors.js';
+import { requireRealServer } from '../db-helpers.js';
+import { sweepHelpers } from './idempotency-helpers.js';
+import { type NotesHarness, notesHarness } from './notes-harness.js';
+
+/**
+ * The app's database behaviour that only a real Postgres server can show:
+ * row locks held by one connection while another works (PGlite is one
+ * backend behind its socket) and statement_timeout. Like
+ * test/db/real-postgres.test.ts, this file runs only with TEST_DATABASE_URL
+ * (vitest.config.ts leaves it out otherwise); .ci/run always sets it.
+ */
+requireRealServer();
+
+const RETENTION_MS = 3_600_000;
+let harness: NotesHarness;
+let helpers: ReturnType<typeof sweepHelpers>;
+
+beforeAll(async () => {
+  harness = await notesHarness({ IDEMPOTENCY_RETENTION_MS: String(RETENTION_MS) });
+  helpers = sweepHelpers(harness, RETENTION_MS);
+  return () => harness.close();
+});
+
+async function errorOf(query: PromiseLike<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await query;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error('expected the query to fail');
+}
+
+describe('the idempotency sweep on a real server', () => {
+  it('passes over an expired row a request holds instead of waiting for it', async () => {
+    const owner = `held-${randomUUID()}`;
+    await helpers.insertKeys(owner, 2, '2 hours');
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = () => {};
+    const held = new Promise<void>((resolve) => {
+      holding = resolve;
+    });
+    const transaction = harness.sql.begin(async (tx) => {
+      await tx`select 1 from idempotency_keys where owner = ${owner} and key = 'k1' for update`;
+      holding();
+      await released;
+    });
+    await held;
+    const sweep = helpers.sweepFor({});
+    try {
+      await sweep.sweep();
+      expect(await harness.sql`select key from idempotency_keys where owner = ${owner}`).toEqual([{ key: 'k1' }]);
+    } finally {
+      release();
+      await transaction;
+    }
+    await sweep.sweep();
+    expect(await helpers.keysOf(owner)).toBe(0);
+  });
+});
+
+describe('database errors as problems on a real server', () => {
+  it('maps a statement stopped by statement_timeout to query_timeout with Retry-After', async () => {
+    const error = await errorOf(
+      harness.sql.begin(async (tx) => {
+        await tx`set local statement_timeout = 1`;
+        await tx`select pg_sleep(1)`;
+      }),
+    );
+    const problem = databaseProblem(error);
+    expect(problem).toMatchObject({ status: 503, code: 'query_timeout', headers: { 'retry-after': '2' } });
+  });
+});
