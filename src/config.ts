@@ -146,6 +146,15 @@ export const EnvSchema = v.object({
     v.pipe(integer(0, 2 ** 40), doc('Largest request body accepted (413 beyond it); routes may set their own.')),
     '1048576',
   ),
+  MAX_BUFFERED_BODY_BYTES: v.optional(
+    v.pipe(
+      integer(0, 2 ** 40),
+      doc(
+        'Request-body bytes held in memory at once, all requests together; a body that does not fit gets 503 + Retry-After, unread; 0 = no bound.',
+      ),
+    ),
+    '134217728',
+  ),
   TRUSTED_PROXIES: v.optional(
     v.pipe(
       v.string(),
@@ -340,6 +349,15 @@ export const ConfigSchema = v.pipe(
   ),
   v.forward(
     v.partialCheck(
+      [['MAX_BUFFERED_BODY_BYTES'], ['BODY_LIMIT_BYTES']],
+      (env) => env.MAX_BUFFERED_BODY_BYTES === 0 || env.MAX_BUFFERED_BODY_BYTES >= env.BODY_LIMIT_BYTES,
+      // Otherwise a body within the limit could never be accepted.
+      'must be 0 or at least BODY_LIMIT_BYTES',
+    ),
+    ['MAX_BUFFERED_BODY_BYTES'],
+  ),
+  v.forward(
+    v.partialCheck(
       [['READ_HEADER_TIMEOUT_MS'], ['READ_TIMEOUT_MS']],
       (env) => env.READ_HEADER_TIMEOUT_MS <= env.READ_TIMEOUT_MS,
       // Node throws at listen time otherwise; say it at load time instead.
@@ -418,6 +436,7 @@ export const ConfigSchema = v.pipe(
       terminationGraceMs: budget.terminationGraceMs,
       readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      maxBufferedBodyBytes: env.MAX_BUFFERED_BODY_BYTES,
       trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
       maxInflightRequests: env.MAX_INFLIGHT_REQUESTS,
       maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,

@@ -20,6 +20,7 @@ const UNAVAILABLE_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  '25006', // read_only_sql_transaction: a replica, or a primary being demoted in a failover
 ]);
 
 // SQLSTATE class 08, connection exception (08006 connection failure, 08P01

@@ -48,7 +48,11 @@ export async function openDatabase({
   }
   const db = poolFor(config, log, config.databaseUrl);
   health.register('db', (signal) => db.ping(signal));
-  onCleanup('db', () => db.end(config.cleanupTimeoutMs));
+  // The pool gets a little less than the cleanup bound: past its own timeout postgres.js destroys
+  // the connections and returns, which must happen before the lifecycle's bound calls the hook
+  // timed out (exit 1) — with the same number it lost the race whenever end() waited at all, as
+  // for the Terminate it sends on a connection that no longer answers.
+  onCleanup('db', () => db.end(Math.max(0, config.cleanupTimeoutMs - Math.min(250, config.cleanupTimeoutMs / 4))));
   if (config.migrateOnStart) {
     const applied = await retryWhileUnavailable(() => migrate(db.sql, migrations, log), log, shutdownSignal);
     log.info('migrations up to date', { applied: applied.length, total: migrations.length });

@@ -34,7 +34,10 @@ export type Sql = postgres.Sql;
 
 export interface Db {
   sql: Sql;
-  /** `select 1` under `signal`; rejects when the database does not answer, with a message that holds no secret. */
+  /**
+   * Under `signal`, rejects when the database does not answer, or answers read-only (a replica, or a
+   * primary being demoted: every write would fail), with a message that holds no secret.
+   */
   ping(signal?: AbortSignal): Promise<void>;
   /** Ends the pool: in-flight queries get `timeoutMs` to finish, then connections are closed. */
   end(timeoutMs: number): Promise<void>;
@@ -64,11 +67,17 @@ export function createDb(options: DbOptions): Db {
   return {
     sql,
     async ping(signal) {
+      let rows: { readOnly: string }[];
       try {
-        await withSignal(sql`select 1`, signal);
+        rows = await withSignal(
+          sql<{ readOnly: string }[]>`select current_setting('transaction_read_only') as "readOnly"`,
+          signal,
+        );
       } catch (error) {
         throw pingError(error, options.url);
       }
+      if (rows[0]?.readOnly === 'on')
+        throw new Error('the database is read-only: a replica, or a primary being demoted');
     },
     async end(timeoutMs) {
       await sql.end({ timeout: timeoutMs / 1000 });

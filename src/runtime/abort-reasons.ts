@@ -19,6 +19,15 @@ export class ClientGoneError extends RequestAbortedError {
   }
 }
 
+/** READ_TIMEOUT_MS passed while the body was still arriving: the client got 408. */
+export class RequestTimeoutError extends RequestAbortedError {
+  readonly severity = 'warn';
+  constructor(ms: number) {
+    super(`request read timeout of ${ms} ms reached`);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
 /** HANDLER_TIMEOUT_MS passed: the client got 503 `handler_timeout`. */
 export class HandlerTimeoutError extends RequestAbortedError {
   readonly severity = 'warn';

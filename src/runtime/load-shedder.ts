@@ -28,7 +28,7 @@ import type { ProblemInit } from './problem.js';
  *     work, and new connections starved of accept()).
  */
 
-export type ShedReason = 'max_inflight' | 'event_loop_delay' | 'rate_limit';
+export type ShedReason = 'max_inflight' | 'event_loop_delay' | 'rate_limit' | 'body_memory';
 
 export interface LoadShedderOptions {
   maxInFlight: number;
@@ -64,7 +64,9 @@ export function refusal(reason: ShedReason, retryAfterSeconds = 1): { status: nu
   const detail =
     reason === 'max_inflight'
       ? 'the server is at its limit of requests in flight; retry shortly'
-      : 'the server is overloaded; retry shortly';
+      : reason === 'body_memory'
+        ? 'the server is at its limit of request bodies held in memory; retry shortly'
+        : 'the server is overloaded; retry shortly';
   return { status: 503, init: { code: 'overloaded', detail, headers } };
 }
 
@@ -79,8 +81,8 @@ interface DelayMonitor {
 }
 
 export function createLoadShedder({ maxInFlight, maxEventLoopDelayMs, log }: LoadShedderOptions): LoadShedder {
-  const totals: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0 };
-  const sinceLog: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0 };
+  const totals: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0, body_memory: 0 };
+  const sinceLog: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0, body_memory: 0 };
   let lastLogAt = 0;
   let overloaded = false;
   let delayMs = 0;
@@ -141,6 +143,7 @@ export function createLoadShedder({ maxInFlight, maxEventLoopDelayMs, log }: Loa
       sinceLog.max_inflight = 0;
       sinceLog.event_loop_delay = 0;
       sinceLog.rate_limit = 0;
+      sinceLog.body_memory = 0;
     },
     get overloaded() {
       return overloaded;

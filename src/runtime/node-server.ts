@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { ClientGoneError, HandlerTimeoutError, WriteTimeoutError } from './abort-reasons.js';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { ClientGoneError, HandlerTimeoutError, RequestTimeoutError, WriteTimeoutError } from './abort-reasons.js';
 import { logAccess } from './access-log.js';
+import { createBodyBudget } from './body-budget.js';
 import type { Trust } from './client-ip.js';
 import type { Health } from './health.js';
 import { createInFlight } from './in-flight.js';
@@ -48,6 +49,8 @@ export interface NodeServerOptions {
   idleTimeoutMs: number;
   handlerTimeoutMs: number;
   bodyLimitBytes: number;
+  /** MAX_BUFFERED_BODY_BYTES: all bodies held in memory together (body-budget.ts); 0 = no bound. */
+  maxBufferedBodyBytes: number;
   trust: Trust;
   projectId?: string | undefined;
   logHealthChecks: boolean;
@@ -76,6 +79,7 @@ const READY_PATH = '/readyz';
 const LINGER_MS = 1_000;
 
 const stateKey = Symbol('runway.state');
+const queueKey = Symbol('runway.queue');
 const healthBody = Buffer.from('{"status":"ok"}');
 const jsonHeaders = { ...securityHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' };
 // Computed once: /healthz is probed often and must cost next to nothing.
@@ -83,6 +87,8 @@ const healthHeaders = { ...jsonHeaders, 'content-length': healthBody.length };
 const securityHeaderEntries = Object.entries(securityHeaders);
 
 type StatefulResponse = ServerResponse & { [stateKey]?: RequestState };
+/** The requests of a socket not yet closed, in order: more than one when pipelined. */
+type QueuedSocket = Socket & { [queueKey]?: RequestState[]; _httpMessage?: ServerResponse | null };
 
 export function sweepIntervalMs(...timeoutsMs: number[]): number {
   return Math.min(1_000, Math.max(50, Math.floor(Math.min(...timeoutsMs) / 10)));
@@ -97,6 +103,7 @@ function isProbe(url: string): boolean {
 export function createNodeServer(options: NodeServerOptions): NodeServer {
   const { health, log, trust, shedder, rateLimiter } = options;
   const inFlight = createInFlight<RequestState>();
+  const bodies = createBodyBudget(options.maxBufferedBodyBytes);
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps.
   let admitted = 0;
   // Every open connection: the drain waits for all of them, not only for the
@@ -111,8 +118,14 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   // One shared 'close' listener, not a closure per request: it is on the hot path.
   function onResponseClose(this: StatefulResponse) {
     const state = this[stateKey] as RequestState;
+    if (state.closed) return;
+    state.closed = true;
+    const queue = (state.req.socket as QueuedSocket)[queueKey];
+    const at = queue?.indexOf(state) ?? -1;
+    if (at !== -1) queue?.splice(at, 1);
     inFlight.remove(state);
     if (state.admitted) admitted--;
+    if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
     if (!this.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
@@ -120,11 +133,9 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     if (isProbe(state.req.url ?? '') ? options.logHealthChecks : !state.refused) {
       logAccess(log, state, options.projectId);
     }
-    if (closing) {
-      // A response that started before the drain went out keep-alive; its
-      // socket is idle now and must not outlive the server.
-      server.closeIdleConnections();
-    }
+    // A response that started before the drain went out keep-alive; its
+    // socket is idle now and must not outlive the server.
+    if (closing) closeIdle([state.req.socket as QueuedSocket]);
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -142,11 +153,25 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       refused: false,
       peer: req.socket.remoteAddress,
       clientIp: undefined,
+      closed: false,
+      closeMarked: false,
+      socketStatus: undefined,
+      reservedBytes: 0,
     });
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
     res.on('close', onResponseClose);
-    if (closing) res.setHeader('connection', 'close');
+    const socket = req.socket as QueuedSocket;
+    const queue = socket[queueKey] ?? [];
+    socket[queueKey] = queue;
+    queue.push(state);
+    if (closing && !markForClose(queue)) {
+      // An earlier answer on this socket already went out with Connection:
+      // close: Node ends the socket after it, so this request could never be
+      // answered. It is not run, so it has no effect a client would retry.
+      state.refused = true;
+      return;
+    }
 
     const url = req.url ?? '';
     if ((req.method === 'GET' || req.method === 'HEAD') && isProbe(url)) {
@@ -155,6 +180,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     }
     for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
     res.setHeader('x-request-id', state.requestId);
+    if (refuseMalformed(state)) return;
     if (rateLimiter && !takeToken(state, rateLimiter)) return;
     if (shedder) {
       const reason = shedder.check(admitted);
@@ -163,6 +189,71 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
     admit(state);
     dispatch(state);
+  };
+
+  // While closing, a response gets Connection: close only when it is the one
+  // request of its socket. Node ends the socket after the response that has
+  // it and drops the answers queued behind it, and on a pipelined socket the
+  // answers behind are written, headers and all, as soon as their handlers
+  // return: no later one can be marked instead. So a pipelined socket's
+  // answers go out keep-alive and the socket is closed once idle (see
+  // onResponseClose). Resolves false when an earlier answer of the socket
+  // already went out with Connection: close.
+  const markForClose = (queue: RequestState[]): boolean => {
+    const only = queue.length === 1 ? queue[0] : undefined;
+    for (const earlier of queue) {
+      if (earlier === queue.at(-1)) break;
+      if (earlier.closeMarked && earlier.res.headersSent) return false;
+      if (earlier.closeMarked) {
+        earlier.res.removeHeader('connection');
+        earlier.closeMarked = false;
+      }
+    }
+    if (only && !only.res.headersSent) {
+      only.res.setHeader('connection', 'close');
+      only.closeMarked = true;
+    }
+    return true;
+  };
+
+  // Closes a connection between requests: none of its requests is in flight
+  // (its answers all written) and none has started arriving. The second is
+  // what no public API tells; node:http's own list of its parsers does.
+  let receiving: (() => ReadonlySet<Socket>) | undefined;
+  const closeIdle = (sockets: Iterable<QueuedSocket>) => {
+    receiving ??= receivingSockets(server);
+    const busy = receiving();
+    for (const socket of sockets) {
+      if (!socket[queueKey]?.length && !busy.has(socket)) socket.destroySoon();
+    }
+  };
+
+  // What node:http would answer itself, with no body, no security headers and
+  // no access line, answered as problems instead (requireHostHeader is off
+  // and checkExpectation handled for that). True when it answered.
+  const refuseMalformed = (state: RequestState): boolean => {
+    const { req } = state;
+    // HTTP/1.0 may omit it, but the app's URL is built from it: refused the same.
+    if (req.headers.host === undefined) {
+      refuseUnread(state, 400, { code: 'bad_request', detail: 'the request must carry a Host header' });
+      return true;
+    }
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+      refuseUnread(state, 417, { code: 'expectation_failed', detail: 'the only expectation served is 100-continue' });
+      return true;
+    }
+    if (req.url === '*') {
+      // The asterisk form asks about the server as a whole (RFC 9110 §9.3.7); only OPTIONS may use it.
+      if (req.method === 'OPTIONS') {
+        state.res.writeHead(204, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
+        state.res.end();
+      } else {
+        refuseUnread(state, 400, { code: 'bad_request', detail: 'the request target * is for OPTIONS only' });
+      }
+      return true;
+    }
+    return false;
   };
 
   // A request takes a slot when its handler is about to run, not while its
@@ -260,11 +351,24 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     // here first let oversized uploads push more of their bodies in before the 413
     // paused them (measured: 35 MB of RSS instead of 11 under 20 x 1 GiB uploads).
     if (!listener && !(await loadedApp(state))) return;
-    const limit = limitFor(req);
+    // A body larger than the whole memory budget could never be held: too large.
+    const limit = Math.min(limitFor(req), bodies.maxBytes);
     if (declaredTooLarge(req, limit)) return refuseTooLarge(req, res, limit);
-    const outcome = await readBody(req, limit);
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    if (declared !== undefined) {
+      if (!bodies.reserve(declared)) return refuse(state, 'body_memory');
+      state.reservedBytes = declared;
+    }
+    // A chunked body reserves as its chunks arrive.
+    const reserveChunk = (bytes: number) => {
+      if (!bodies.reserve(bytes)) return false;
+      state.reservedBytes += bytes;
+      return true;
+    };
+    const outcome = await readBody(req, limit, declared === undefined ? reserveChunk : undefined);
     if (!outcome.ok) {
       if (outcome.reason === 'too_large') refuseTooLarge(req, res, limit);
+      if (outcome.reason === 'no_memory') refuse(state, 'body_memory');
       return;
     }
     // The slot is taken now that the handler can run (see admit); the body is
@@ -343,9 +447,14 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       requestTimeout: options.readTimeoutMs,
       keepAliveTimeout: options.idleTimeoutMs,
       connectionsCheckingInterval: sweepIntervalMs(options.readHeaderTimeoutMs, options.readTimeoutMs),
+      // Answered as a problem in refuseMalformed, not by Node with an empty 400.
+      requireHostHeader: false,
     },
     onRequest,
   );
+
+  // Any other Expect than 100-continue: Node would answer an empty 417 itself.
+  server.on('checkExpectation', onRequest);
 
   // `Expect: 100-continue`: refuse an oversized body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -363,14 +472,30 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     const status = clientErrorStatus(error.code);
     if (status) {
       log.debug('client error', { code: error.code, status });
+      // READ_TIMEOUT_MS on a request whose body was still arriving: the client is answered, not gone.
+      if (status === 408) markTimedOut((socket as QueuedSocket)[queueKey]?.[0]);
       answerOnSocket(socket, status, clientErrorProblem(error.code));
     }
     socket.destroy();
   });
 
-  server.on('connection', (socket: Socket) => {
+  const markTimedOut = (state: RequestState | undefined) => {
+    if (!state || state.res.headersSent) return;
+    state.socketStatus = 408;
+    abortRequest(state, new RequestTimeoutError(options.readTimeoutMs));
+  };
+
+  server.on('connection', (socket: QueuedSocket) => {
     connections.add(socket);
-    socket.once('close', () => connections.remove(socket));
+    socket.once('close', () => {
+      connections.remove(socket);
+      // Node 20 and 22 never close a response queued behind another on a
+      // pipelined socket that closed: without this its request would stay in
+      // flight, holding a slot, for good (seen: 150 such clients left the cap
+      // at one request at a time).
+      const queue = socket[queueKey];
+      if (queue) for (const state of [...queue]) onResponseClose.call(state.res as StatefulResponse);
+    });
   });
 
   // Write timeout and handler deadline: one sweep over the requests in flight,
@@ -410,8 +535,8 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       return new Promise((resolve, reject) => {
         if (signal.aborted) return reject(new Error('shutdown started before listen'));
         server.once('error', reject);
-        // The lifecycle's stop-accepting signal closes the listener (Node's listen `signal`).
-        server.listen({ port: options.port, host: options.host, signal }, () => {
+        // Not Node's listen `signal`: it calls server.close(), which does what stopAccepting must not.
+        server.listen({ port: options.port, host: options.host }, () => {
           server.off('error', reject);
           resolve(server.address() as AddressInfo);
         });
@@ -435,26 +560,20 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     },
     stopAccepting() {
       closing = true;
-      // Requests already read but not yet answered go out with Connection: close.
-      for (const state of inFlight.items) {
-        if (!state.res.headersSent) state.res.setHeader('connection', 'close');
+      // Requests already read but not yet answered go out with Connection:
+      // close, unless their socket is pipelined (markForClose says why).
+      for (const socket of connections.items) {
+        const queue = (socket as QueuedSocket)[queueKey];
+        if (queue?.length) markForClose(queue);
       }
-      if (server.listening) server.close();
-      // Closes the connections whose parser is between requests. One whose
-      // request has started arriving is left: its request gets an answer with
-      // Connection: close once its headers complete. server.close() stopped
-      // Node's own header-timeout sweep, so the header bound is kept here:
-      // whatever is still mid-headers after READ_HEADER_TIMEOUT_MS was
-      // already over it and gets the 408 Node would have sent.
-      server.closeIdleConnections();
-      setTimeout(() => {
-        for (const socket of connections.items) {
-          const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-          if (current) continue;
-          answerOnSocket(socket, 408, clientErrorProblem('ERR_HTTP_REQUEST_TIMEOUT'));
-          socket.destroySoon();
-        }
-      }, options.readHeaderTimeoutMs).unref();
+      // Stops accepting without http.Server#close(): that one first closes the
+      // connections it deems idle, which includes any whose response was
+      // ended but is still being written (measured: a 32 MiB answer to a slow
+      // reader was cut at 4 MB, Node 20 and 24), and stops the sweep that
+      // enforces READ_HEADER_TIMEOUT_MS and READ_TIMEOUT_MS. net.Server's own
+      // close only stops listening; the sweep keeps running for the drain.
+      if (server.listening) net.Server.prototype.close.call(server);
+      closeIdle(connections.items as ReadonlySet<QueuedSocket>);
     },
     async waitForInFlight(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
@@ -469,6 +588,20 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       return left;
     },
   };
+}
+
+/**
+ * The sockets on which node:http is parsing a request (from its first byte
+ * to its last): its internal ConnectionsList, what server.closeIdleConnections()
+ * and the header timeout use. test/runtime/node-server.test.ts fails if a
+ * Node.js release drops it; without it every socket counts as not receiving.
+ */
+function receivingSockets(server: Server): () => ReadonlySet<Socket> {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
+  const list = key && (server as unknown as Record<symbol, { active?: () => { socket: Socket }[] }>)[key];
+  if (!list?.active) return () => new Set();
+  const active = list.active.bind(list);
+  return () => new Set(active().map((parser) => parser.socket));
 }
 
 /** A problem answer written straight to a socket that has no response object (client errors, the drain). */

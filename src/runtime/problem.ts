@@ -20,6 +20,7 @@ export const STATUS_TITLES: Readonly<Record<number, string>> = {
   412: 'Precondition Failed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   422: 'Unprocessable Entity',
   428: 'Precondition Required',
   429: 'Too Many Requests',

@@ -22,9 +22,18 @@ export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
   return length !== undefined && Number(length) > limit;
 }
 
-export type BodyOutcome = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
+export type BodyOutcome = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' | 'no_memory' };
 
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyOutcome> {
+/**
+ * `reserve` takes each chunk's bytes from the process-wide body budget
+ * (body-budget.ts) as it arrives; when it refuses, reading stops with
+ * `no_memory`. A body whose length was declared reserved it up front.
+ */
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  reserve: (bytes: number) => boolean = () => true,
+): Promise<BodyOutcome> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -37,12 +46,14 @@ export function readBody(req: IncomingMessage, limit: number): Promise<BodyOutco
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
+      const over: 'too_large' | 'no_memory' | undefined =
+        size > limit ? 'too_large' : reserve(chunk.length) ? undefined : 'no_memory';
+      if (over) {
         // Stop reading: what the client still sends is discarded by Node
-        // once the 413 is out, and the socket is closed soon after.
+        // once the answer is out, and the socket is closed soon after.
         req.pause();
         chunks.length = 0;
-        finish({ ok: false, reason: 'too_large' });
+        finish({ ok: false, reason: over });
         return;
       }
       chunks.push(chunk);

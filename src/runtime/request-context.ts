@@ -32,6 +32,14 @@ export interface RequestState {
   peer: string | undefined;
   /** The client address once computed: the rate limiter, the app and the access line all ask. */
   clientIp: string | undefined;
+  /** Its response has closed (or its socket did, for one queued behind a pipelined answer). */
+  closed: boolean;
+  /** Connection: close was set on it by the drain (only the last of a pipelined socket gets it). */
+  closeMarked: boolean;
+  /** The status of an answer written straight to its socket (a 408), for the access line. */
+  socketStatus: number | undefined;
+  /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES, given back when it ends. */
+  reservedBytes: number;
 }
 
 export function attachRequestState(state: RequestState): RequestState {

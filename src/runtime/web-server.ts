@@ -1,6 +1,7 @@
 import type { App } from '../main.js';
 import { ClientGoneError, HandlerTimeoutError } from './abort-reasons.js';
 import { levelOf, writeAccessLine } from './access-log.js';
+import { createBodyBudget } from './body-budget.js';
 import { clientIp } from './client-ip.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
@@ -46,12 +47,15 @@ interface Scope extends WebScope {
   startedAt: number;
   /** Refused after its body was read: counted in the shedder's summary, no access line. */
   refused?: boolean;
+  /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES (body-budget.ts). */
+  reservedBytes: number;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
   const { health, log, trust, shedder, rateLimiter } = options;
   // Probes and refusals are answered without entering; the drain waits for the rest.
   const inFlight = createInFlight<Scope>();
+  const bodies = createBodyBudget(options.maxBufferedBodyBytes);
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps. A request
   // still sending its body holds no slot (node-server.ts says why).
   let admitted = 0;
@@ -82,6 +86,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       clientIp: clientIp(peer, request.headers.get('x-forwarded-for') ?? undefined, trust),
       controller: new AbortController(),
       startedAt: Date.now(),
+      reservedBytes: 0,
     };
     let response: Response;
     let rateHeaders: [string, string][] | undefined;
@@ -113,6 +118,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     } finally {
       request.signal.removeEventListener('abort', onClientGone);
       inFlight.remove(scope);
+      if (scope.reservedBytes > 0) bodies.release(scope.reservedBytes);
     }
     const done = finish(response, scope, rateHeaders);
     if (!scope.refused) logLine(request, path, done, scope);
@@ -137,12 +143,35 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     }
     let forApp = request;
     if (request.body && request.headers.get('content-length') !== '0') {
-      const limit = ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes;
-      const outcome = await readLimited(request, limit, options.readTimeoutMs);
+      // A body larger than the whole memory budget could never be held: too large.
+      const limit = Math.min(ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes, bodies.maxBytes);
+      const declared = request.headers.get('content-length');
+      const memoryRefusal = () => {
+        const answer = refuse(request, scope, 'body_memory');
+        scope.refused = true;
+        return answer;
+      };
+      if (declared !== null && Number(declared) <= limit) {
+        if (!bodies.reserve(Number(declared))) return memoryRefusal();
+        scope.reservedBytes = Number(declared);
+      }
+      // A chunked body reserves as its chunks arrive.
+      const reserveChunk = (bytes: number) => {
+        if (!bodies.reserve(bytes)) return false;
+        scope.reservedBytes += bytes;
+        return true;
+      };
+      const outcome = await readLimited(
+        request,
+        limit,
+        options.readTimeoutMs,
+        declared === null ? reserveChunk : () => true,
+      );
       if (!outcome.ok) {
         if (outcome.reason === 'timeout') {
           return problem(408, { code: 'request_timeout', detail: 'the request was not received in time' });
         }
+        if (outcome.reason === 'no_memory') return memoryRefusal();
         const answer = problem(
           413,
           { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` },
@@ -311,10 +340,20 @@ function isPath(path: string, probePath: string): boolean {
   return path === probePath || path.startsWith(`${probePath}?`);
 }
 
-type Limited = { ok: true; body: Uint8Array<ArrayBuffer> } | { ok: false; reason: 'too_large' | 'timeout' | 'aborted' };
+type Limited =
+  | { ok: true; body: Uint8Array<ArrayBuffer> }
+  | { ok: false; reason: 'too_large' | 'timeout' | 'aborted' | 'no_memory' };
 
-/** Reads a body up to `limit` bytes within `timeoutMs`; past either it stops reading. */
-async function readLimited(request: Request, limit: number, timeoutMs: number): Promise<Limited> {
+/**
+ * Reads a body up to `limit` bytes within `timeoutMs`, each chunk taken from
+ * the body budget by `reserve`; past any of them it stops reading.
+ */
+async function readLimited(
+  request: Request,
+  limit: number,
+  timeoutMs: number,
+  reserve: (bytes: number) => boolean,
+): Promise<Limited> {
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) return { ok: false, reason: 'too_large' };
   const reader = (request.body as ReadableStream<Uint8Array>).getReader();
@@ -330,9 +369,9 @@ async function readLimited(request: Request, limit: number, timeoutMs: number): 
       const { done, value } = await reader.read();
       if (done) break;
       size += value.byteLength;
-      if (size > limit) {
+      if (size > limit || !reserve(value.byteLength)) {
         void reader.cancel().catch(() => {});
-        return { ok: false, reason: 'too_large' };
+        return { ok: false, reason: size > limit ? 'too_large' : 'no_memory' };
       }
       chunks.push(value);
     }

@@ -246,6 +246,16 @@ describe('database readiness and lifecycle', () => {
     expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
   });
 
+  it('ends a pool whose connections no longer answer within the cleanup bound, and exits 0', async () => {
+    const proxy = await startDbProxy(await freshDatabase());
+    const server = await startFixture({ DATABASE_URL: proxy.url() });
+    expect((await fetchRaw(server.port, '/db/now')).status).toBe(200);
+    proxy.blackHole();
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
   it('closes the pool after the drain and exits 0', async () => {
     const server = await startFixture({ DATABASE_URL: await freshDatabase() });
     await fetchRaw(server.port, '/db/now');

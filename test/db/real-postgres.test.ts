@@ -152,6 +152,48 @@ describe('a client leaving while the database holds its query', () => {
   });
 });
 
+describe('a database that turns read-only (a failover demoting the primary)', () => {
+  it('answers writes 503 database_unavailable and turns /readyz 503, saying why, then recovers', async () => {
+    const name = `t_ro_${Date.now()}`;
+    const admin = adminSql();
+    await admin.unsafe(`create database ${name}`);
+    onTestFinished(async () => {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+    });
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const server = await startFixture({ DATABASE_URL: url.href });
+    expect((await fetchRaw(server.port, '/db/write', { method: 'POST' })).status).toBe(200);
+    await admin.unsafe(`alter database ${name} set default_transaction_read_only = on`);
+    // New sessions read the setting: end the pool's, as a failover does.
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and application_name = 'runway'`;
+    let write = await fetchRaw(server.port, '/db/write', { method: 'POST' });
+    for (let i = 0; i < 20 && write.status !== 503; i++)
+      write = await fetchRaw(server.port, '/db/write', { method: 'POST' });
+    expect(write.status).toBe(503);
+    expect(write.headers['retry-after']).toBe('2');
+    expect(JSON.parse(write.body)).toMatchObject({ code: 'database_unavailable' });
+    let ready = await fetchRaw(server.port, '/readyz');
+    for (let i = 0; i < 50 && ready.status !== 503; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      ready = await fetchRaw(server.port, '/readyz');
+    }
+    expect(ready.status).toBe(503);
+    const failed = await server.waitForLog((line) => line.message === 'readiness check failed');
+    expect(failed.reason).toContain('read-only');
+    // The 503's access line is ERROR, as every 5xx; nothing else is (no stack per request).
+    expect(server.logs.filter((line) => line.severity === 'ERROR' && line.message !== 'request')).toEqual([]);
+    await admin.unsafe(`alter database ${name} set default_transaction_read_only = off`);
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and application_name = 'runway'`;
+    let back = await fetchRaw(server.port, '/readyz');
+    for (let i = 0; i < 50 && back.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      back = await fetchRaw(server.port, '/readyz');
+    }
+    expect(back.status).toBe(200);
+  });
+});
+
 describe('concurrency', () => {
   it('lets two migrators started together apply each migration exactly once', async () => {
     const url = await freshDatabase();

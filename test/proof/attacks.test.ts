@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { type Fixture, fetchRaw, rawConnect, startFixture } from '../helpers.js';
+import { type Fixture, fetchRaw, type RawConnection, rawConnect, startFixture } from '../helpers.js';
 
 /**
  * `npm run test:attacks`: real attack tools and hostile clients against the
@@ -254,6 +254,42 @@ describe('hostile clients', () => {
     expect(results.map((r) => r.status)).toEqual(['413', '413']);
     expect(peak - before).toBeLessThan(64 * MB);
     expect(prober.failures).toBe(0);
+    await expectHealthyAfter(server);
+  }, 120_000);
+
+  it('holds the memory of 1000 uploads one byte short of the limit to MAX_BUFFERED_BODY_BYTES', async () => {
+    // The default 128 MiB budget; READ_TIMEOUT_MS long enough that every upload is held at once.
+    const server = await startFixture({ ...TIMEOUTS, READ_TIMEOUT_MS: '30000', LOG_LEVEL: 'error' }, 'none');
+    const before = rssBytes(server);
+    const rss = watchRss(server);
+    const stopProbe = probe(server.port);
+    const body = Buffer.alloc(MB - 1, 'a');
+    const conns: RawConnection[] = [];
+    // 1000 connections, 100 at a time, each sending all of a 1 MiB body but its last byte.
+    for (let batch = 0; batch < 10; batch++) {
+      const opened = await Promise.all(Array.from({ length: 100 }, () => rawConnect(server.port)));
+      for (const conn of opened) {
+        conn.socket.write(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${MB}\r\n\r\n`);
+        conn.socket.write(body);
+      }
+      conns.push(...opened);
+    }
+    // Wait until each upload is either refused (the server closed it) or fully sent and held.
+    await Promise.all(
+      conns.map((conn) =>
+        Promise.race([conn.closed, new Promise<void>((resolve) => conn.socket.once('drain', () => resolve()))]),
+      ),
+    );
+    const prober = await stopProbe();
+    const peak = rss();
+    const refused = conns.filter((conn) => /^HTTP\/1\.1 503 /.test(conn.received())).length;
+    console.log(
+      `1000 uploads held one byte short: ${refused} refused 503; RSS ${Math.round(before / MB)} -> peak ${Math.round(peak / MB)} MB; prober ${prober.failures} failures`,
+    );
+    expect(refused).toBeGreaterThan(500);
+    expect(peak - before).toBeLessThan(300 * MB);
+    expect(prober.failures).toBe(0);
+    for (const conn of conns) conn.socket.destroy();
     await expectHealthyAfter(server);
   }, 120_000);
 

@@ -75,6 +75,11 @@ describe('drain on SIGTERM', () => {
       inFlight: 1,
     });
     await hung;
+    // And the request itself has its access line, with the outcome.
+    expect(server.logs.find((line) => line.message === 'request')).toMatchObject({
+      severity: 'WARNING',
+      outcome: 'DrainTimeoutError',
+    });
   });
 
   it('tells a handler through its signal that the client went away', async () => {

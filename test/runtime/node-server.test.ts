@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { NODE24 } from '../../scripts/node24.js';
 import { fetchRaw, rawConnect, startFixture } from '../helpers.js';
 
 // Timeouts are set short here so the cuts happen quickly; the assertions on
@@ -42,6 +44,21 @@ describe('connection timeouts on a real socket', () => {
     expect(conn.received()).toMatch(/^HTTP\/1\.1 408 /);
     expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(elapsed).toBeLessThan(4_000);
+    // The server timed it out and answered: a 408 on the access line, not a client that left.
+    const line = await server.waitForLog((l) => l.message === 'request');
+    expect(line).toMatchObject({ severity: 'WARNING', outcome: 'RequestTimeoutError', httpRequest: { status: 408 } });
+  });
+
+  it('keeps READ_TIMEOUT_MS during the drain: a body still trickling gets its 408 and the exit is 0', async () => {
+    const server = await startFixture({ READ_HEADER_TIMEOUT_MS: '500', READ_TIMEOUT_MS: '1000' });
+    const conn = await rawConnect(server.port);
+    conn.socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n');
+    const trickle = setInterval(() => conn.socket.write('a'), 100);
+    server.proc.kill('SIGTERM');
+    await conn.closed;
+    clearInterval(trickle);
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect((await server.exited).code).toBe(0);
   });
 
   it('destroys the socket of a client that never reads a large response, at the write timeout', async () => {
@@ -137,5 +154,111 @@ describe('health endpoints', () => {
       status: 'ready',
       checks: { event_loop: 'up', fixture: 'up' },
     });
+  });
+});
+
+describe('pipelined requests', () => {
+  const pipelined = (count: number, path: string) =>
+    Array.from({ length: count }, () => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
+
+  it('frees the in-flight slots of pipelined requests whose client left, and logs each once', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '30' });
+    // 10 clients pipeline 3 requests each and leave at once: the answers queued behind the first have no socket.
+    const clients = await Promise.all(Array.from({ length: 10 }, () => rawConnect(server.port)));
+    for (const client of clients) {
+      client.socket.write(pipelined(3, '/slow?ms=100'));
+      client.socket.destroy();
+    }
+    const count = (message: string) => server.logs.filter((line) => line.message === message).length;
+    await server.waitForLog(
+      () => count('slow request started') >= 10 && count('request') === count('slow request started'),
+      'an access line for every request that ran',
+    );
+    const gone = server.logs.filter((line) => line.message === 'request');
+    expect(new Set(gone.map((line) => line.outcome))).toEqual(new Set(['ClientGoneError']));
+    // Every slot is free again: the cap's worth of concurrent requests all run.
+    const replies = await Promise.all(Array.from({ length: 30 }, () => fetchRaw(server.port, '/slow?ms=50')));
+    expect(replies.map((reply) => reply.status)).toEqual(Array(30).fill(200));
+  });
+
+  it('answers every pipelined request whose headers arrived before SIGTERM, then closes the socket', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write(pipelined(1, '/slow?ms=500') + pipelined(2, '/'));
+    await server.waitForLog((line) => line.message === 'slow request started');
+    server.proc.kill('SIGTERM');
+    await conn.closed;
+    const answers = conn.received().split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    // Keep-alive answers: Connection: close on one would make Node drop the answers queued behind it.
+    expect(answers.map((answer) => /\r\nconnection: close\r\n/i.test(answer))).toEqual([false, false, false]);
+    expect((await server.exited).code).toBe(0);
+  });
+});
+
+describe('answers still being written when the drain starts', () => {
+  it('finishes writing a large answer to a slow reader when SIGTERM comes, then exits 0', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.pause();
+    conn.socket.write('GET /big?mb=32 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await server.waitForLog((line) => line.message === 'big answer ready');
+    // The answer is ended, most of it still queued in the server: http.Server#close() would cut it here.
+    server.proc.kill('SIGTERM');
+    await server.waitForLog((line) => line.message === 'shutdown started');
+    let bytes = 0;
+    conn.socket.setEncoding('latin1');
+    conn.socket.on('data', (chunk: string) => {
+      bytes += chunk.length;
+    });
+    conn.socket.resume();
+    await conn.closed;
+    expect(bytes + conn.received().length).toBeGreaterThan(32 * 1024 * 1024);
+    expect((await server.exited).code).toBe(0);
+  });
+});
+
+describe('what the drain relies on in node:http', () => {
+  it('still exposes the list of connections whose request is arriving, on Node 20 and 24', async () => {
+    const check =
+      "const s=require('node:http').createServer();s.listen(0,()=>{" +
+      "const k=Object.getOwnPropertySymbols(s).find((x)=>x.description==='http.server.connections');" +
+      'console.log(typeof s[k]?.active);s.close()})';
+    for (const node of [process.execPath, NODE24]) {
+      expect(execFileSync(node, ['-e', check], { encoding: 'utf8' }).trim(), node).toBe('function');
+    }
+  });
+});
+
+describe('requests node:http would answer itself', () => {
+  async function raw(port: number, request: string) {
+    const conn = await rawConnect(port);
+    conn.socket.write(request);
+    await new Promise<void>((resolve) => conn.socket.once('data', () => resolve()));
+    conn.socket.destroy();
+    return conn.received();
+  }
+
+  it('answers a missing Host, an unknown Expect and a * target with problems, security headers and an access line', async () => {
+    const server = await startFixture();
+    const missingHost = await raw(server.port, 'GET / HTTP/1.1\r\n\r\n');
+    expect(missingHost).toMatch(/^HTTP\/1\.1 400 /);
+    expect(missingHost).toContain('application/problem+json');
+    expect(missingHost).toContain('x-content-type-options: nosniff');
+    const expectation = await raw(
+      server.port,
+      'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n',
+    );
+    expect(expectation).toMatch(/^HTTP\/1\.1 417 /);
+    expect(expectation).toContain('"code":"expectation_failed"');
+    expect(await raw(server.port, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 400 [\s\S]*application\/problem\+json/,
+    );
+    const options = await raw(server.port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(options).toMatch(/^HTTP\/1\.1 204 [\s\S]*allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS/);
+    await server.waitForLog(
+      () => server.logs.filter((line) => line.message === 'request').length === 4,
+      'four access lines',
+    );
   });
 });

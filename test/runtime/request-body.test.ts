@@ -135,3 +135,51 @@ describe('body limit', () => {
     expect((await fetchRaw(server.port, '/')).status).toBe(200);
   });
 });
+
+describe('the memory all bodies may hold together', () => {
+  const MiB = 1024 * 1024;
+  const head = (length: number) =>
+    `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${length}\r\n\r\n`;
+
+  it('refuses, unread, a body that does not fit in MAX_BUFFERED_BODY_BYTES, and takes it once the others end', async () => {
+    const server = await startFixture({ MAX_BUFFERED_BODY_BYTES: String(4 * MiB) });
+    // Four bodies of 1 MiB each hold the whole budget, one byte short of complete.
+    const held = await Promise.all(Array.from({ length: 4 }, () => rawConnect(server.port)));
+    for (const conn of held) conn.socket.write(head(MiB) + 'a'.repeat(MiB - 1));
+    // No event says the four were read as far as they go: ask until the budget is seen full, bounded.
+    let refused = await fetchRaw(server.port, '/echo', { method: 'POST', body: 'x'.repeat(1024) });
+    for (let i = 0; i < 100 && refused.status !== 503; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      refused = await fetchRaw(server.port, '/echo', { method: 'POST', body: 'x'.repeat(1024) });
+    }
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'overloaded' });
+    expect(JSON.parse(refused.body).detail).toContain('request bodies held in memory');
+    const summary = await server.waitForLog((line) => line.message === 'requests refused');
+    expect(summary.totals).toMatchObject({ body_memory: 1 });
+    // Bodies without one still count, chunk by chunk.
+    const chunked = await rawConnect(server.port);
+    chunked.socket.write(
+      `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n${'c'.repeat(1024)}\r\n`,
+    );
+    await chunked.closed;
+    expect(chunked.received()).toMatch(/^HTTP\/1\.1 503 /);
+    // The held bodies complete and are served; their bytes go back to the budget.
+    for (const conn of held) conn.socket.end('a');
+    await Promise.all(held.map((conn) => conn.closed));
+    for (const conn of held) expect(conn.received()).toMatch(/^HTTP\/1\.1 200 [\s\S]*\{"bytes":1048576\}$/);
+    expect((await fetchRaw(server.port, '/echo', { method: 'POST', body: 'x'.repeat(1024) })).body).toBe(
+      '{"bytes":1024}',
+    );
+  });
+
+  it('answers 413 to a body larger than the whole budget', async () => {
+    const server = await startFixture({ MAX_BUFFERED_BODY_BYTES: String(2 * MiB) });
+    // The /upload route allows 4 MiB, more than the budget: it could never be held.
+    const conn = await rawConnect(server.port);
+    conn.socket.write(head(3 * MiB).replace('/echo', '/upload'));
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 413 /);
+  });
+});
