@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/create-app.js';
 import { databaseProblem } from '../../src/db/errors.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { type NotesHarness, notesHarness } from './notes-harness.js';
+import { errorOf, type NotesHarness, notesHarness } from './notes-harness.js';
 
 // How database errors become problems (src/db/errors.ts), with errors raised
 // by the database itself.
@@ -13,15 +13,6 @@ beforeAll(async () => {
   harness = await notesHarness();
   return () => harness.close();
 });
-
-async function errorOf(query: PromiseLike<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await query;
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected the query to fail');
-}
 
 describe('database errors as problems', () => {
   it('answers a data exception (SQLSTATE class 22) with 400, never repeating the database message', async () => {

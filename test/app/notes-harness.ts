@@ -64,3 +64,13 @@ export async function notesHarness(env: Record<string, string> = {}) {
 }
 
 export type NotesHarness = Awaited<ReturnType<typeof notesHarness>>;
+
+/** The error a query (or anything awaited) fails with; throws if it succeeds. */
+export async function errorOf(query: PromiseLike<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await query;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error('expected the query to fail');
+}

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { databaseProblem } from '../../src/db/errors.js';
 import { requireRealServer } from '../db-helpers.js';
 import { sweepHelpers } from './idempotency-helpers.js';
-import { type NotesHarness, notesHarness } from './notes-harness.js';
+import { errorOf, type NotesHarness, notesHarness } from './notes-harness.js';
 
 /**
  * The app's database behaviour that only a real Postgres server can show:
@@ -23,15 +23,6 @@ beforeAll(async () => {
   helpers = sweepHelpers(harness, RETENTION_MS);
   return () => harness.close();
 });
-
-async function errorOf(query: PromiseLike<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await query;
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected the query to fail');
-}
 
 describe('the idempotency sweep on a real server', () => {
   it('passes over an expired row a request holds instead of waiting for it', async () => {

@@ -129,33 +129,26 @@ describe('requests still arriving when the drain starts', () => {
     for (let i = 0; i < 200 && (await canConnect(port)); i++) await new Promise((resolve) => setTimeout(resolve, 25));
   }
 
-  it('answers a request whose headers were half received at SIGTERM, with Connection: close, then exits 0', async () => {
-    const server = await startFixture();
-    const conn = await rawConnect(server.port);
-    conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
-    server.proc.kill('SIGTERM');
-    await server.waitForLog((line) => line.message === 'shutdown started');
-    await listenerClosed(server.port);
-    conn.socket.write('\r\n');
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 200 /);
-    expect(conn.received()).toMatch(/\r\nconnection: close\r\n/i);
-    expect(conn.received()).toMatch(/hello$/);
-    expect((await server.exited).code).toBe(0);
-  });
-
-  it('answers a request whose headers were half received during the shutdown delay', async () => {
-    const server = await startFixture({ SHUTDOWN_DELAY_MS: '500' });
-    const conn = await rawConnect(server.port);
-    conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
-    server.proc.kill('SIGTERM');
-    await server.waitForLog((line) => line.message === 'shutdown started');
-    await listenerClosed(server.port);
-    conn.socket.write('\r\n');
-    await conn.closed;
-    expect(conn.received()).toMatch(/^HTTP\/1\.1 200 /);
-    expect((await server.exited).code).toBe(0);
-  });
+  it.each([
+    ['at SIGTERM', '0'],
+    ['during the shutdown delay', '500'],
+  ])(
+    'answers a request whose headers were half received %s, with Connection: close, then exits 0',
+    async (_, delay) => {
+      const server = await startFixture({ SHUTDOWN_DELAY_MS: delay });
+      const conn = await rawConnect(server.port);
+      conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+      server.proc.kill('SIGTERM');
+      await server.waitForLog((line) => line.message === 'shutdown started');
+      await listenerClosed(server.port);
+      conn.socket.write('\r\n');
+      await conn.closed;
+      expect(conn.received()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(conn.received()).toMatch(/\r\nconnection: close\r\n/i);
+      expect(conn.received()).toMatch(/hello$/);
+      expect((await server.exited).code).toBe(0);
+    },
+  );
 
   it('answers 408 to headers that never complete within READ_HEADER_TIMEOUT_MS, and still exits 0', async () => {
     const server = await startFixture({ READ_HEADER_TIMEOUT_MS: '400' });
