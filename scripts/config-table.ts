@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { describeVariables } from '../src/config.js';
+import { describeVariables } from '../src/config/describe.js';
 
 /**
  * `npm run docs:config`: writes README's variable table from the config

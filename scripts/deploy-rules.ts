@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
 
 /**
  * The deploy preflight's rules, as a pure function of a directory: it reads
@@ -127,11 +127,11 @@ function checkConfig(
     input[entry.name] = entry.secret ? (PLACEHOLDERS[entry.name] ?? 'x'.repeat(48)) : (entry.value ?? '');
   try {
     const config = loadConfig(input);
-    if (idleFloorMs !== undefined && config.idleTimeoutMs <= idleFloorMs) {
+    if (idleFloorMs !== undefined && config.server.idleTimeoutMs <= idleFloorMs) {
       findings.push({
         file,
         field: `${field} IDLE_TIMEOUT_MS`,
-        problem: `IDLE_TIMEOUT_MS ${config.idleTimeoutMs} is not above the ALB idle timeout (${idleFloorMs} ms): the load balancer may reuse a socket we close`,
+        problem: `IDLE_TIMEOUT_MS ${config.server.idleTimeoutMs} is not above the ALB idle timeout (${idleFloorMs} ms): the load balancer may reuse a socket we close`,
         fix: `set IDLE_TIMEOUT_MS above ${idleFloorMs} (the default 120000 is)`,
       });
     }

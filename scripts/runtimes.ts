@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { ensureNode24 } from './node24.js';
+import { ensurePinned } from './pinned-install.js';
 
 /**
  * The runtimes runway runs on besides the Node that runs npm: Node 24 (the
@@ -19,18 +17,12 @@ export interface Runtime {
 // no system info. README lists the same flags.
 export const DENO_FLAGS = ['run', '--no-prompt', '--allow-net', '--allow-env'];
 
-function ensurePackage(name: string, folder: string): string {
-  const bin = resolve(`.cache/${folder}/node_modules/.bin/${name}`);
-  if (!existsSync(bin)) {
-    execFileSync('npm', ['install', '--prefix', `.cache/${folder}`, '--no-save', '--no-audit', '--no-fund', name], {
-      stdio: 'inherit',
-    });
-  }
-  return bin;
-}
+// The versions the runtime contract and the bench run on (README's runtime table names them).
+export const BUN_VERSION = '1.4.5';
+export const DENO_VERSION = '2.9.6';
 
-export const ensureBun = () => ensurePackage('bun', 'bun');
-export const ensureDeno = () => ensurePackage('deno', 'deno');
+export const ensureBun = () => ensurePinned('bun', BUN_VERSION, 'bun');
+export const ensureDeno = () => ensurePinned('deno', DENO_VERSION, 'deno');
 
 export function runtime(name: Runtime['name']): Runtime {
   if (name === 'bun') {

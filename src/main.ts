@@ -1,4 +1,5 @@
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { createHealth, type Health } from './runtime/health.js';
 import type { FetchApp } from './runtime/hono-listener.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
@@ -54,7 +55,7 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     const graceLeftMs =
       drainStartedAt === undefined
         ? 0
-        : config.terminationGraceMs - (performance.now() - drainStartedAt) - EXIT_MARGIN_MS;
+        : config.shutdown.terminationGraceMs - (performance.now() - drainStartedAt) - EXIT_MARGIN_MS;
     await out.drain(now ? LOG_FLUSH_TIMEOUT_MS : Math.max(LOG_FLUSH_TIMEOUT_MS, graceLeftMs));
     process.exit(code);
   };
@@ -79,9 +80,9 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   const lifecycle = createLifecycle({
     log,
     health,
-    shutdownDelayMs: config.shutdownDelayMs,
-    gracefulTimeoutMs: config.gracefulTimeoutMs,
-    cleanupTimeoutMs: config.cleanupTimeoutMs,
+    shutdownDelayMs: config.shutdown.shutdownDelayMs,
+    gracefulTimeoutMs: config.shutdown.gracefulTimeoutMs,
+    cleanupTimeoutMs: config.shutdown.cleanupTimeoutMs,
     exit: (code, now) => void exit(code, now),
   });
   lifecycle.signal.addEventListener('abort', () => {
@@ -97,13 +98,14 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   process.on('unhandledRejection', reportUnhandledRejection(log));
 
   const shedder = createLoadShedder({
-    maxInFlight: config.maxInflightRequests,
-    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+    maxInFlight: config.overload.maxInflightRequests,
+    maxEventLoopDelayMs: config.overload.maxEventLoopDelayMs,
     log,
   });
-  if (config.maxEventLoopDelayMs > 0) health.register('event_loop', () => !shedder.overloaded);
-  const rateLimiter = config.rateLimit && createRateLimiter(config.rateLimit);
-  const server = await createServerAdapter({ ...config, health, log, shedder, rateLimiter });
+  if (config.overload.maxEventLoopDelayMs > 0) health.register('event_loop', () => !shedder.overloaded);
+  const rateLimiter = config.overload.rateLimit && createRateLimiter(config.overload.rateLimit);
+  // The server gets its own settings only: no secret reaches it.
+  const server = await createServerAdapter({ ...config.server, health, log, shedder, rateLimiter });
   lifecycle.addDrainable(server);
 
   try {
@@ -115,7 +117,7 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
       runtime: server.runtime,
     });
   } catch (error) {
-    log.error('could not listen', { port: config.port, host: config.host, ...errorFields(error) });
+    log.error('could not listen', { port: config.server.port, host: config.server.host, ...errorFields(error) });
     return exit(1);
   }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { describeVariables } from '../src/config.js';
+import { describeVariables } from '../src/config/describe.js';
 
 function readmeTable(): { name: string; default: string; secret: boolean }[] {
   const readme = readFileSync('README.md', 'utf8');

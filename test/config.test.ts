@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -16,24 +16,24 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       platform: 'other',
-      port: 8080,
-      host: undefined,
       logLevel: 'info',
-      readHeaderTimeoutMs: 5_000,
-      readTimeoutMs: 15_000,
-      writeTimeoutMs: 30_000,
-      idleTimeoutMs: 120_000,
-      gracefulTimeoutMs: 10_000,
-      shutdownDelayMs: 0,
-      cleanupTimeoutMs: 1_000,
-      terminationGraceMs: 30_000,
-      bodyLimitBytes: 1_048_576,
+      server: {
+        port: 8080,
+        host: undefined,
+        readHeaderTimeoutMs: 5_000,
+        readTimeoutMs: 15_000,
+        writeTimeoutMs: 30_000,
+        idleTimeoutMs: 120_000,
+        bodyLimitBytes: 1_048_576,
+        maxBufferedBodyBytes: 134_217_728,
+      },
+      shutdown: { gracefulTimeoutMs: 10_000, shutdownDelayMs: 0, cleanupTimeoutMs: 1_000, terminationGraceMs: 30_000 },
       databaseUrl: undefined,
     });
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadConfig({ PORT: '', LOG_LEVEL: '' }).port).toBe(8080);
+    expect(loadConfig({ PORT: '', LOG_LEVEL: '' }).server.port).toBe(8080);
   });
 
   it('reports every invalid variable at once, naming each with what was expected and given', () => {
@@ -93,8 +93,10 @@ describe('loadConfig', () => {
   it('picks shutdown defaults that fit the Cloud Run 10 s grace', () => {
     const config = loadConfig({ K_SERVICE: 'api', DATABASE_URL: 'postgres://db/app' });
     expect(config.platform).toBe('cloudrun');
-    expect(config.terminationGraceMs).toBe(10_000);
-    expect(config.shutdownDelayMs + config.gracefulTimeoutMs + config.cleanupTimeoutMs).toBeLessThan(10_000);
+    expect(config.shutdown.terminationGraceMs).toBe(10_000);
+    expect(
+      config.shutdown.shutdownDelayMs + config.shutdown.gracefulTimeoutMs + config.shutdown.cleanupTimeoutMs,
+    ).toBeLessThan(10_000);
   });
 
   it('counts the flush of the last log lines in the drain budget', () => {
@@ -124,7 +126,7 @@ describe('loadConfig', () => {
 
   it('uses an explicit TERMINATION_GRACE_MS instead of the platform default', () => {
     expect(
-      loadConfig({ KUBERNETES_SERVICE_HOST: 'x', TERMINATION_GRACE_MS: '60000', SHUTDOWN_DELAY_MS: '25000' })
+      loadConfig({ KUBERNETES_SERVICE_HOST: 'x', TERMINATION_GRACE_MS: '60000', SHUTDOWN_DELAY_MS: '25000' }).shutdown
         .terminationGraceMs,
     ).toBe(60_000);
     expect(problemsOf({ TERMINATION_GRACE_MS: '5000' })[0]).toContain('(5000 ms, TERMINATION_GRACE_MS)');
@@ -153,12 +155,19 @@ describe('redaction of DATABASE_URL', () => {
 
 describe('overload settings', () => {
   it('caps requests in flight and watches the event loop by default, with no rate limit', () => {
-    expect(loadConfig({})).toMatchObject({ maxInflightRequests: 250, maxEventLoopDelayMs: 500, rateLimit: undefined });
+    expect(loadConfig({}).overload).toEqual({
+      maxInflightRequests: 250,
+      maxEventLoopDelayMs: 500,
+      rateLimit: undefined,
+    });
   });
 
   it('takes the burst from the rate when it is not given', () => {
-    expect(loadConfig({ RATE_LIMIT_RPS: '20' }).rateLimit).toEqual({ rps: 20, burst: 20 });
-    expect(loadConfig({ RATE_LIMIT_RPS: '20', RATE_LIMIT_BURST: '50' }).rateLimit).toEqual({ rps: 20, burst: 50 });
+    expect(loadConfig({ RATE_LIMIT_RPS: '20' }).overload.rateLimit).toEqual({ rps: 20, burst: 20 });
+    expect(loadConfig({ RATE_LIMIT_RPS: '20', RATE_LIMIT_BURST: '50' }).overload.rateLimit).toEqual({
+      rps: 20,
+      burst: 50,
+    });
   });
 
   it('rejects a burst without a rate, and a rate of zero', () => {

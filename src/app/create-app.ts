@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { Config } from '../config.js';
+import type { Config } from '../config/schema.js';
 import { databaseProblem } from '../db/errors.js';
 import type { Db } from '../db/pool.js';
 import { problemNotFound, problemOnError } from '../runtime/hono-errors.js';

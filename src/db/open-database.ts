@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../config/schema.js';
 import type { Health } from '../runtime/health.js';
 import type { CleanupHook } from '../runtime/lifecycle.js';
 import { errorFields, type Logger } from '../runtime/logger.js';
@@ -52,7 +52,9 @@ export async function openDatabase({
   // the connections and returns, which must happen before the lifecycle's bound calls the hook
   // timed out (exit 1) — with the same number it lost the race whenever end() waited at all, as
   // for the Terminate it sends on a connection that no longer answers.
-  onCleanup('db', () => db.end(Math.max(0, config.cleanupTimeoutMs - Math.min(250, config.cleanupTimeoutMs / 4))));
+  onCleanup('db', () =>
+    db.end(Math.max(0, config.shutdown.cleanupTimeoutMs - Math.min(250, config.shutdown.cleanupTimeoutMs / 4))),
+  );
   if (config.migrateOnStart) {
     const applied = await retryWhileUnavailable(() => migrate(db.sql, migrations, log), log, shutdownSignal);
     log.info('migrations up to date', { applied: applied.length, total: migrations.length });
@@ -90,6 +92,6 @@ export async function runMigrations(config: Config, log: Logger): Promise<void> 
     const applied = await migrate(db.sql, migrations, log);
     log.info('migrations up to date', { applied: applied.length, total: migrations.length });
   } finally {
-    await db.end(config.cleanupTimeoutMs);
+    await db.end(config.shutdown.cleanupTimeoutMs);
   }
 }

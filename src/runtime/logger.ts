@@ -1,10 +1,11 @@
-import type { LogLevel } from '../config.js';
-
 /**
  * JSON lines in the shape Cloud Logging parses from stdout: `severity`,
  * `message`, `time`, everything else as fields. Messages are short lowercase
  * sentences; context goes into fields, never into the message.
  */
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const severity: Record<LogLevel, string> = { debug: 'DEBUG', info: 'INFO', warn: 'WARNING', error: 'ERROR' };

@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { type AuthOptions, bearerAuth } from '../../src/app/auth.js';
 import { createApp } from '../../src/app/create-app.js';
 import type { Env } from '../../src/app/env.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/load.js';
 import { createDb } from '../../src/db/pool.js';
 import { problemOnError } from '../../src/runtime/hono-errors.js';
 import { createLogger } from '../../src/runtime/logger.js';

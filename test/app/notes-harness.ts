@@ -1,6 +1,6 @@
 import { sign } from 'hono/jwt';
 import { createApp } from '../../src/app/create-app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/load.js';
 import { migrate } from '../../src/db/migrate.js';
 import { migrations } from '../../src/db/migrations/index.js';
 import { createDb } from '../../src/db/pool.js';

@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server';
 import { createApp } from '../../src/app/create-app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/load.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
 
@@ -12,4 +12,4 @@ const log = createLogger({ level: 'warn' });
 const db = createDb({ url: config.databaseUrl as string, ...config.db, log });
 const app = createApp({ config, log, db });
 app.get('/readyz', (c) => c.json({ status: 'ready' }));
-serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => log.warn('started'));
+serve({ fetch: app.fetch, port: config.server.port, hostname: config.server.host }, () => log.warn('started'));

@@ -24,7 +24,7 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { event_loop: 'up' } });
     const listening = await server.waitForLog((line) => line.message === 'listening');
-    expect(listening.runtime).toBe(name === 'node' ? 'node' : name);
+    expect(listening.runtime).toBe(name);
     const reply = await fetchRaw(server.port, '/', { headers: { 'x-request-id': 'contract-1' } });
     expect(reply.body).toBe('hello');
     expect(reply.headers['x-request-id']).toBe('contract-1');

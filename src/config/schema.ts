@@ -1,0 +1,158 @@
+import * as v from 'valibot';
+import type { Trust } from '../runtime/client-ip.js';
+import { LOG_FLUSH_TIMEOUT_MS } from '../runtime/line-writer.js';
+import { detectPlatform, shutdownBudget } from './platforms.js';
+import { type Env, EnvSchema } from './variables.js';
+
+/**
+ * The variables (variables.ts), their cross-checks, and the Config the
+ * process gets: checked together, so every problem is found at once.
+ */
+
+export const ConfigSchema = v.pipe(
+  EnvSchema,
+  v.forward(
+    v.partialCheck(
+      [['DATABASE_URL'], ['NODE_ENV'], ['K_SERVICE']],
+      (env) => env.DATABASE_URL !== undefined || (env.NODE_ENV !== 'production' && !env.K_SERVICE),
+      'is required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
+    ),
+    ['DATABASE_URL'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['RATE_LIMIT_BURST'], ['RATE_LIMIT_RPS']],
+      (env) => env.RATE_LIMIT_BURST === undefined || env.RATE_LIMIT_RPS !== undefined,
+      'has no effect without RATE_LIMIT_RPS: set both, or neither',
+    ),
+    ['RATE_LIMIT_BURST'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['MAX_BUFFERED_BODY_BYTES'], ['BODY_LIMIT_BYTES']],
+      (env) => env.MAX_BUFFERED_BODY_BYTES === 0 || env.MAX_BUFFERED_BODY_BYTES >= env.BODY_LIMIT_BYTES,
+      // Otherwise a body within the limit could never be accepted.
+      'must be 0 or at least BODY_LIMIT_BYTES',
+    ),
+    ['MAX_BUFFERED_BODY_BYTES'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['READ_HEADER_TIMEOUT_MS'], ['READ_TIMEOUT_MS']],
+      (env) => env.READ_HEADER_TIMEOUT_MS <= env.READ_TIMEOUT_MS,
+      // Node throws at listen time otherwise; say it at load time instead.
+      'must not exceed READ_TIMEOUT_MS (the header read is part of the request read)',
+    ),
+    ['READ_HEADER_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['DB_STATEMENT_TIMEOUT_MS'], ['HANDLER_TIMEOUT_MS'], ['DATABASE_URL']],
+      (env) => env.DATABASE_URL === undefined || env.DB_STATEMENT_TIMEOUT_MS < env.HANDLER_TIMEOUT_MS,
+      // A statement the server still runs after the handler gave up is wasted work.
+      'must be shorter than HANDLER_TIMEOUT_MS',
+    ),
+    ['DB_STATEMENT_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['HANDLER_TIMEOUT_MS'], ['WRITE_TIMEOUT_MS']],
+      (env) => env.HANDLER_TIMEOUT_MS < env.WRITE_TIMEOUT_MS,
+      // Otherwise the write timeout destroys the socket before the 503 can be sent.
+      'must be shorter than WRITE_TIMEOUT_MS, so a timed-out request still gets its 503',
+    ),
+    ['HANDLER_TIMEOUT_MS'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [
+        ['SHUTDOWN_DELAY_MS'],
+        ['GRACEFUL_TIMEOUT_MS'],
+        ['CLEANUP_TIMEOUT_MS'],
+        ['TERMINATION_GRACE_MS'],
+        ['K_SERVICE'],
+        ['ECS_CONTAINER_METADATA_URI_V4'],
+        ['KUBERNETES_SERVICE_HOST'],
+      ],
+      (env) => {
+        const budget = shutdownBudget(env as Env);
+        return (
+          env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS <
+          budget.terminationGraceMs
+        );
+      },
+      (issue) => {
+        const env = issue.input as Env;
+        const budget = shutdownBudget(env);
+        const total = env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS;
+        return (
+          `SHUTDOWN_DELAY_MS (${env.SHUTDOWN_DELAY_MS}) + GRACEFUL_TIMEOUT_MS (${budget.gracefulTimeoutMs}) + ` +
+          `CLEANUP_TIMEOUT_MS (${env.CLEANUP_TIMEOUT_MS}) + ${LOG_FLUSH_TIMEOUT_MS} ms to flush the last log lines = ` +
+          `${total} ms must be shorter than the termination grace ` +
+          `(${budget.terminationGraceMs} ms, ${budget.graceSource}), or the platform kills the process mid-drain: ` +
+          'lower those timeouts or raise the grace (and TERMINATION_GRACE_MS with it)'
+        );
+      },
+    ),
+    ['GRACEFUL_TIMEOUT_MS'],
+  ),
+  v.transform((env) => {
+    const platform = detectPlatform(env);
+    const budget = shutdownBudget(env);
+    return {
+      platform,
+      production: env.NODE_ENV === 'production',
+      logLevel: env.LOG_LEVEL,
+      // What the server edge reads (edges get this object only: no secret is in it).
+      server: {
+        port: env.PORT,
+        host: env.HOST,
+        readHeaderTimeoutMs: env.READ_HEADER_TIMEOUT_MS,
+        readTimeoutMs: env.READ_TIMEOUT_MS,
+        writeTimeoutMs: env.WRITE_TIMEOUT_MS,
+        idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+        handlerTimeoutMs: env.HANDLER_TIMEOUT_MS,
+        bodyLimitBytes: env.BODY_LIMIT_BYTES,
+        maxBufferedBodyBytes: env.MAX_BUFFERED_BODY_BYTES,
+        trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
+        logHealthChecks: env.LOG_HEALTH_CHECKS,
+        projectId: env.GOOGLE_CLOUD_PROJECT,
+      },
+      // What the lifecycle's drain reads.
+      shutdown: {
+        shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
+        gracefulTimeoutMs: budget.gracefulTimeoutMs,
+        cleanupTimeoutMs: env.CLEANUP_TIMEOUT_MS,
+        terminationGraceMs: budget.terminationGraceMs,
+      },
+      readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
+      // What the load shedder and the rate limiter read.
+      overload: {
+        maxInflightRequests: env.MAX_INFLIGHT_REQUESTS,
+        maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
+        rateLimit:
+          env.RATE_LIMIT_RPS === undefined
+            ? undefined
+            : { rps: env.RATE_LIMIT_RPS, burst: env.RATE_LIMIT_BURST ?? env.RATE_LIMIT_RPS },
+      },
+      databaseUrl: env.DATABASE_URL,
+      jwtSigningKey: env.JWT_SIGNING_KEY,
+      jwtIssuer: env.JWT_ISSUER,
+      jwtAudience: env.JWT_AUDIENCE,
+      jwtClockSkewMs: env.JWT_CLOCK_SKEW_MS,
+      jwtMaxLifetimeMs: env.JWT_MAX_LIFETIME_MS,
+      idempotencyRetentionMs: env.IDEMPOTENCY_RETENTION_MS,
+      db: {
+        poolMax: env.DB_POOL_MAX,
+        connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: env.DB_IDLE_TIMEOUT_MS,
+        maxLifetimeMs: env.DB_MAX_LIFETIME_MS,
+        statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+        pooler: env.DB_POOLER,
+      },
+      migrateOnStart: env.MIGRATE_ON_START,
+    };
+  }),
+);
+
+export type Config = v.InferOutput<typeof ConfigSchema>;

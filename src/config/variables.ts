@@ -1,0 +1,254 @@
+import * as v from 'valibot';
+import { parseTrust } from '../runtime/client-ip.js';
+import { LOG_LEVELS } from '../runtime/logger.js';
+import { doc, integer, MAX_TIMEOUT_MS, milliseconds, postgresUrl, signingKey } from './primitives.js';
+
+/**
+ * Every variable runway reads, with its check, default and doc: the raw
+ * environment, one entry each. README's variable table is checked against
+ * these by a test (`npm run docs:config` writes it), so a default lives here
+ * and nowhere else.
+ */
+
+/** The raw environment, variable by variable. Order is the README's order. */
+export const EnvSchema = v.object({
+  PORT: v.optional(v.pipe(integer(0, 65_535), doc('TCP port to listen on. Cloud Run injects it.')), '8080'),
+  HOST: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1, 'expected an address such as 0.0.0.0, :: or 127.0.0.1'),
+      doc('Address to bind.', { defaultText: 'all interfaces' }),
+    ),
+  ),
+  NODE_ENV: v.optional(
+    v.pipe(v.string(), doc('`production` makes `DATABASE_URL` required. Nothing else branches on it.')),
+    'development',
+  ),
+  LOG_LEVEL: v.optional(
+    v.pipe(
+      v.picklist(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(', ')}`),
+      doc('Lowest severity written to stdout.'),
+    ),
+    'info',
+  ),
+  READ_HEADER_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Time to receive the request line and headers (slowloris). Node `headersTimeout`.')),
+    '5000',
+  ),
+  READ_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Time to receive the whole request, body included. Node `requestTimeout`.')),
+    '15000',
+  ),
+  WRITE_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('Time from the end of the request headers to the end of the response; then the socket is destroyed.'),
+    ),
+    '30000',
+  ),
+  HANDLER_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc(
+        'Deadline for the app to answer a request; then its signal aborts and the client gets 503. Below WRITE_TIMEOUT_MS.',
+      ),
+    ),
+    '25000',
+  ),
+  IDLE_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('How long an idle keep-alive socket stays open. Keep it above the load balancer idle timeout.'),
+    ),
+    '120000',
+  ),
+  SHUTDOWN_DELAY_MS: v.optional(
+    v.pipe(
+      milliseconds(0),
+      doc('After SIGTERM, keep serving this long with readiness 503 so the load balancer stops routing.'),
+    ),
+    '0',
+  ),
+  GRACEFUL_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc('After the delay, how long in-flight requests may take before they are aborted.', {
+        defaultText: '10000 (8000 on Cloud Run)',
+      }),
+    ),
+  ),
+  CLEANUP_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Bound on the cleanup hooks (database pool) after the drain.')),
+    '1000',
+  ),
+  TERMINATION_GRACE_MS: v.optional(
+    v.pipe(
+      milliseconds(),
+      doc("The platform's SIGTERM-to-SIGKILL grace, when it is not the platform default.", {
+        defaultText: 'platform default',
+      }),
+    ),
+  ),
+  READINESS_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Default bound on each readiness check.')), '2000'),
+  BODY_LIMIT_BYTES: v.optional(
+    v.pipe(integer(0, 2 ** 40), doc('Largest request body accepted (413 beyond it); routes may set their own.')),
+    '1048576',
+  ),
+  MAX_BUFFERED_BODY_BYTES: v.optional(
+    v.pipe(
+      integer(0, 2 ** 40),
+      doc(
+        'Request-body bytes held in memory at once, all requests together; a body that does not fit gets 503 + Retry-After, unread; 0 = no bound.',
+      ),
+    ),
+    '134217728',
+  ),
+  TRUSTED_PROXIES: v.optional(
+    v.pipe(
+      v.string(),
+      v.rawTransform(({ dataset, addIssue, NEVER }) => {
+        try {
+          return parseTrust(dataset.value);
+        } catch (error) {
+          addIssue({
+            message: `expected CIDRs, loopback, private, linklocal, cgnat or a hop count: ${(error as Error).message}`,
+          });
+          return NEVER;
+        }
+      }),
+      doc(
+        'Proxies whose `X-Forwarded-For` is believed: CIDRs, `loopback`, `private`, `linklocal`, `cgnat`, or a hop count.',
+        {
+          defaultText: 'none: the socket peer is the client',
+        },
+      ),
+    ),
+  ),
+  MAX_INFLIGHT_REQUESTS: v.optional(
+    v.pipe(
+      integer(0, 1_000_000),
+      doc(
+        'Requests whose handler runs, past which new ones get 503 + Retry-After at once, body unread; 0 = no cap. Uploads still sending their body are not counted. Keep it at or above Cloud Run `containerConcurrency`.',
+      ),
+    ),
+    '250',
+  ),
+  MAX_EVENT_LOOP_DELAY_MS: v.optional(
+    v.pipe(
+      integer(0, MAX_TIMEOUT_MS),
+      doc('While the event loop lags more than this, new requests get 503 and /readyz is 503; 0 = off.'),
+    ),
+    '500',
+  ),
+  RATE_LIMIT_RPS: v.optional(
+    v.pipe(
+      integer(1, 1_000_000),
+      doc('Requests per second per client IP (trusted, IPv6 per /64), per instance; over it 429.', {
+        defaultText: 'no limit',
+      }),
+    ),
+  ),
+  RATE_LIMIT_BURST: v.optional(
+    v.pipe(
+      integer(1, 1_000_000),
+      doc('Bucket size: requests a client may send at once before RATE_LIMIT_RPS applies.', {
+        defaultText: 'RATE_LIMIT_RPS',
+      }),
+    ),
+  ),
+  LOG_HEALTH_CHECKS: v.optional(
+    v.pipe(
+      v.picklist(['true', 'false'], 'expected true or false'),
+      v.transform((value) => value === 'true'),
+      doc('Write access lines for /healthz and /readyz too.'),
+    ),
+    'false',
+  ),
+  GOOGLE_CLOUD_PROJECT: v.optional(
+    v.pipe(v.string(), doc('Project id; with it, log lines carry `logging.googleapis.com/trace`.')),
+  ),
+  DATABASE_URL: v.optional(
+    v.pipe(
+      postgresUrl,
+      doc('Postgres connection URL. Required when `NODE_ENV=production` or on Cloud Run.', { secret: true }),
+    ),
+  ),
+  DB_POOL_MAX: v.optional(v.pipe(integer(1, 1000), doc('Most connections the pool opens.')), '10'),
+  DB_CONNECT_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Bound on opening one database connection.')), '5000'),
+  DB_IDLE_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('An idle pooled connection is closed after this long.')),
+    '60000',
+  ),
+  DB_MAX_LIFETIME_MS: v.optional(
+    v.pipe(milliseconds(), doc('A pooled connection is replaced after this long (failovers, rotated credentials).')),
+    '1800000',
+  ),
+  DB_STATEMENT_TIMEOUT_MS: v.optional(
+    v.pipe(milliseconds(), doc('Server-side `statement_timeout` of every connection. Below HANDLER_TIMEOUT_MS.')),
+    '20000',
+  ),
+  DB_POOLER: v.optional(
+    v.pipe(
+      v.picklist(['none', 'transaction'], 'expected none or transaction'),
+      doc(
+        '`transaction` when a pooler in transaction mode (PgBouncer `pool_mode = transaction`) sits in front: no named prepared statements and no startup parameters it rejects, so DB_STATEMENT_TIMEOUT_MS is not sent; set `statement_timeout` on the database role instead.',
+      ),
+    ),
+    'none',
+  ),
+  MIGRATE_ON_START: v.optional(
+    v.pipe(
+      v.picklist(['true', 'false'], 'expected true or false'),
+      v.transform((value) => value === 'true'),
+      doc('Apply pending migrations at startup (local runs; production uses a one-off `migrate` job).'),
+    ),
+    'false',
+  ),
+  JWT_SIGNING_KEY: v.optional(
+    v.pipe(
+      signingKey,
+      doc('HS256 key for bearer tokens, at least 32 bytes. Without it the notes API answers 503.', { secret: true }),
+    ),
+  ),
+  JWT_ISSUER: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `iss`.'))),
+  JWT_AUDIENCE: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `aud`.'))),
+  // RFC 7519 §4.1.4 allows "some small leeway, usually no more than a few
+  // minutes"; 30 s covers clocks that NTP keeps within a second by far, and
+  // lets an expired token live at most 30 s longer.
+  JWT_CLOCK_SKEW_MS: v.optional(
+    v.pipe(
+      integer(0, 300_000),
+      doc(
+        'Leeway for clock drift between token issuer and this server, applied to `exp`, `nbf` and `iat`; at most 5 min.',
+      ),
+    ),
+    '30000',
+  ),
+  JWT_MAX_LIFETIME_MS: v.optional(
+    v.pipe(
+      integer(1_000, 2_592_000_000),
+      doc(
+        'Longest token accepted: `exp - iat`, or `exp` from now without `iat`. A longer-lived token is refused (401); at most 30 days.',
+      ),
+    ),
+    '86400000',
+  ),
+  IDEMPOTENCY_RETENTION_MS: v.optional(
+    v.pipe(
+      integer(60_000, 2_592_000_000),
+      doc(
+        'How long an `Idempotency-Key` and its stored response are kept; a retry after that does the work again. From 1 min to 30 days.',
+      ),
+    ),
+    '86400000',
+  ),
+  K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
+  ECS_CONTAINER_METADATA_URI_V4: v.optional(
+    v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),
+  ),
+  KUBERNETES_SERVICE_HOST: v.optional(
+    v.pipe(v.string(), doc('Set by Kubernetes; selects its termination grace.', { platform: true })),
+  ),
+});
+
+export type Env = v.InferOutput<typeof EnvSchema>;
