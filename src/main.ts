@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import type { ServedApp } from './runtime/edge-options.js';
 import { createHealth, type Health } from './runtime/health.js';
-import type { FetchApp } from './runtime/hono-listener.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
 import { createLineWriter, drained, LOG_FLUSH_TIMEOUT_MS } from './runtime/line-writer.js';
 import { createLoadShedder } from './runtime/load-shedder.js';
@@ -26,9 +26,7 @@ export interface AppDeps {
 }
 
 /** What the app hands the runtime: its fetch, and optionally per-route body limits. */
-export interface App extends FetchApp {
-  bodyLimitFor?: (method: string, url: string) => number | undefined;
-}
+export type App = ServedApp;
 
 export type LoadApp = (deps: AppDeps) => Promise<App>;
 

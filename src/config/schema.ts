@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import type { Trust } from '../runtime/client-ip.js';
+import type { ServerSettings } from '../runtime/edge-options.js';
 import { LOG_FLUSH_TIMEOUT_MS } from '../runtime/line-writer.js';
 import { detectPlatform, shutdownBudget } from './platforms.js';
 import { type Env, EnvSchema } from './variables.js';
@@ -117,7 +118,7 @@ export const ConfigSchema = v.pipe(
         trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
         logHealthChecks: env.LOG_HEALTH_CHECKS,
         projectId: env.GOOGLE_CLOUD_PROJECT,
-      },
+      } satisfies ServerSettings,
       // What the lifecycle's drain reads.
       shutdown: {
         shutdownDelayMs: env.SHUTDOWN_DELAY_MS,

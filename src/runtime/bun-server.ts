@@ -1,4 +1,4 @@
-import type { NodeServerOptions } from './node-server.js';
+import type { EdgeOptions } from './edge-options.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
 
@@ -31,7 +31,7 @@ interface BunGlobal {
 
 const BUN_MAX_IDLE_S = 255;
 
-export function createBunServer(options: NodeServerOptions): ServerAdapter {
+export function createBunServer(options: EdgeOptions): ServerAdapter {
   const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
   const handler = createWebHandler(options);
   let server: BunServer | undefined;

@@ -1,4 +1,4 @@
-import type { NodeServerOptions } from './node-server.js';
+import type { EdgeOptions } from './edge-options.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
 
@@ -27,7 +27,7 @@ interface DenoGlobal {
   ): DenoServer;
 }
 
-export function createDenoServer(options: NodeServerOptions): ServerAdapter {
+export function createDenoServer(options: EdgeOptions): ServerAdapter {
   const Deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
   const handler = createWebHandler(options);
   const stop = new AbortController();

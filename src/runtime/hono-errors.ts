@@ -5,6 +5,7 @@ import { DrainTimeoutError, HandlerTimeoutError, RequestAbortedError } from './a
 import { errorFields, type Logger } from './logger.js';
 import { HttpProblem, problemResponse } from './problem.js';
 import { requestIdOf } from './request-context.js';
+import { runtimeProblems } from './runtime-problems.js';
 
 /**
  * The app's one error handler and its 404/405 answers, all problem+json.
@@ -51,22 +52,26 @@ export function problemOnError(log: Logger, mapError?: (error: unknown) => HttpP
       );
     }
     log.error('unhandled error', { requestId, ...errorFields(error) });
-    return problemResponse(500, { code: 'internal', detail: 'the server failed to handle this request' }, requestId);
+    const { status, init } = runtimeProblems.internal();
+    return problemResponse(status, init, requestId);
   };
 }
 
 // A drain-deadline answer reaches the client; the runtime already answered a
 // handler timeout; after a client left or a write timeout nobody reads one.
 function abortedAnswer(error: RequestAbortedError, requestId: string | undefined): Response {
-  if (error instanceof DrainTimeoutError) {
-    return problemResponse(
-      503,
-      { code: 'shutting_down', detail: 'the server is shutting down; retry', headers: { 'retry-after': '1' } },
-      requestId,
-    );
-  }
-  const code = error instanceof HandlerTimeoutError ? 'handler_timeout' : 'aborted';
-  return problemResponse(503, { code, detail: error.message }, requestId);
+  const { status, init } =
+    error instanceof DrainTimeoutError
+      ? runtimeProblems.shuttingDown()
+      : error instanceof HandlerTimeoutError
+        ? runtimeProblems.handlerTimeout(0)
+        : runtimeProblems.clientGone();
+  // The deadline's own text, with its number, rather than the catalogue's.
+  return problemResponse(
+    status,
+    error instanceof HandlerTimeoutError ? { ...init, detail: error.message } : init,
+    requestId,
+  );
 }
 
 /** 404 for an unknown path; 405 with `Allow` when the path exists under other methods. */

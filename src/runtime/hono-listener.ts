@@ -1,7 +1,9 @@
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import type { FetchApp } from './edge-options.js';
 import type { Listener } from './node-server.js';
 import { problemResponse } from './problem.js';
 import { stateOf } from './request-context.js';
+import { runtimeProblems } from './runtime-problems.js';
 
 /**
  * Bridges node:http to the app's `fetch`, under the handler deadline.
@@ -9,10 +11,6 @@ import { stateOf } from './request-context.js';
  * `Request` when it loads, which costs about 20 ms of cold start
  * (shared/PERF-NOTES.md), and /healthz does not need it.
  */
-export interface FetchApp {
-  fetch(request: Request, env: HttpBindings): Response | Promise<Response>;
-}
-
 export function createAppListener(app: FetchApp, handlerTimeoutMs: number): Listener {
   return getRequestListener((request, env) => {
     const bindings = env as HttpBindings;
@@ -22,14 +20,10 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
     // The server's sweep calls onDeadline when the deadline passes (and
     // aborts the request signal); the handler's late answer is dropped.
     return new Promise<Response>((resolve, reject) => {
-      state.onDeadline = () =>
-        resolve(
-          problemResponse(
-            503,
-            { code: 'handler_timeout', detail: `the request did not complete within ${handlerTimeoutMs} ms` },
-            state.requestId,
-          ),
-        );
+      state.onDeadline = () => {
+        const { status, init } = runtimeProblems.handlerTimeout(handlerTimeoutMs);
+        resolve(problemResponse(status, init, state.requestId));
+      };
       response.then(
         (value) => {
           state.onDeadline = undefined;

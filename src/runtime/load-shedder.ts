@@ -1,5 +1,4 @@
 import type { Logger } from './logger.js';
-import type { ProblemInit } from './problem.js';
 
 /**
  * Load shedding: refuse new work, fast and honestly, before the process is
@@ -46,28 +45,6 @@ export interface LoadShedder {
   /** Starts watching the loop (after startup, whose module loading blocks it legitimately). */
   start(): void;
   stop(): void;
-}
-
-/** The answer to a request refused for `reason`: 503 or 429 problem details, with Retry-After. */
-export function refusal(reason: ShedReason, retryAfterSeconds = 1): { status: number; init: ProblemInit } {
-  const headers = { 'retry-after': String(retryAfterSeconds) };
-  if (reason === 'rate_limit') {
-    return {
-      status: 429,
-      init: {
-        code: 'rate_limited',
-        detail: `too many requests from this client; retry in ${retryAfterSeconds} s`,
-        headers,
-      },
-    };
-  }
-  const detail =
-    reason === 'max_inflight'
-      ? 'the server is at its limit of requests in flight; retry shortly'
-      : reason === 'body_memory'
-        ? 'the server is at its limit of request bodies held in memory; retry shortly'
-        : 'the server is overloaded; retry shortly';
-  return { status: 503, init: { code: 'overloaded', detail, headers } };
 }
 
 const SAMPLE_MS = 100;

@@ -1,141 +1,102 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { ClientGoneError, HandlerTimeoutError, RequestTimeoutError, WriteTimeoutError } from './abort-reasons.js';
 import { logAccess } from './access-log.js';
+import { createAdmission, type Refusal } from './admission.js';
 import { createBodyBudget } from './body-budget.js';
-import type { Trust } from './client-ip.js';
-import type { Health } from './health.js';
+import { startDeadlines, sweepIntervalMs } from './deadlines.js';
+import type { EdgeOptions } from './edge-options.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
-import { type LoadShedder, refusal, type ShedReason } from './load-shedder.js';
-import { errorFields, type Logger } from './logger.js';
-import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
-import type { RateLimiter } from './rate-limit.js';
+import { errorFields } from './logger.js';
+import { answerOnSocket, trackConnections } from './node-connections.js';
+import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
+import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
-import { securityHeaderLines, securityHeaders } from './security-headers.js';
+import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
+import { securityHeaders } from './security-headers.js';
 
 /**
- * The node:http server and its timeouts. The seed design's four Go timeouts
- * map onto Node like this:
+ * The node:http edge: it translates between node:http and the runtime's
+ * transport-free policy (admission.ts, probes.ts, runtime-problems.ts,
+ * deadlines.ts, body-budget.ts), and keeps what only node:http has: its
+ * timeouts, the lingering close, `clientError`, and its connections
+ * (node-connections.ts). The seed design's four Go timeouts map onto Node:
  *   ReadHeaderTimeout -> `headersTimeout` (slowloris: headers trickled in)
  *   ReadTimeout       -> `requestTimeout` (the whole request, body included)
- *   WriteTimeout      -> nothing in Node; done here: a response not finished
- *                        `writeTimeoutMs` after its headers arrived has its
- *                        socket destroyed, which frees what was buffered for it
+ *   WriteTimeout      -> nothing in Node; the deadline sweep destroys the
+ *                        connection of a response not finished
+ *                        `writeTimeoutMs` after its headers arrived, which
+ *                        frees what was buffered for it
  *   IdleTimeout       -> `keepAliveTimeout`. It must exceed the load
  *                        balancer's idle timeout (ALB 60 s) so the LB closes
  *                        first and never reuses a socket we just closed.
  * Node checks header and request timeouts on a sweep that runs every
  * `connectionsCheckingInterval` (30 s by default, so a 5 s header timeout
- * could cut at 35 s). We sweep at a tenth of the shortest timeout instead.
+ * could cut at 35 s); ours runs at a tenth of the shortest of them.
  * Headers over Node's 16 KiB `maxHeaderSize` are answered 431 by Node's parser.
- *
- * The handler deadline (`handlerTimeoutMs`) is the other level the seed
- * design asks for: it bounds the app's work, not the connection. When it
- * passes, the request signal aborts and the client gets a 503 problem.
  */
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
 export type BodyLimitFor = (method: string, url: string) => number | undefined;
 
-export interface NodeServerOptions {
-  host?: string | undefined;
-  port: number;
-  readHeaderTimeoutMs: number;
-  readTimeoutMs: number;
-  writeTimeoutMs: number;
-  idleTimeoutMs: number;
-  handlerTimeoutMs: number;
-  bodyLimitBytes: number;
-  /** MAX_BUFFERED_BODY_BYTES: all bodies held in memory together (body-budget.ts); 0 = no bound. */
-  maxBufferedBodyBytes: number;
-  trust: Trust;
-  projectId?: string | undefined;
-  logHealthChecks: boolean;
-  health: Health;
-  log: Logger;
-  /** Refuses new requests past the in-flight cap or while the event loop is overloaded. */
-  shedder?: LoadShedder | undefined;
-  /** Per-client token buckets (RATE_LIMIT_RPS). */
-  rateLimiter?: RateLimiter | undefined;
-}
-
 export interface NodeServer extends Drainable {
-  readonly server: Server;
   listen(signal: AbortSignal): Promise<AddressInfo>;
   /** Serve everything that is not a health probe with `listener`. Until then such requests wait. */
   setListener(listener: Listener | Promise<Listener>): void;
   /** Per-route body limits from the app; `undefined` from it means BODY_LIMIT_BYTES. */
   setBodyLimits(limitFor: BodyLimitFor | undefined): void;
-  readonly inFlight: number;
 }
 
-const HEALTH_PATH = '/healthz';
-const READY_PATH = '/readyz';
-// After a 413 the socket stays half-open this long, so the client reads our
-// answer rather than a reset, then it goes.
+// After a refusal with a body unread the socket stays half-open this long,
+// so the client reads our answer rather than a reset, then it goes.
 const LINGER_MS = 1_000;
 
 const stateKey = Symbol('runway.state');
-const queueKey = Symbol('runway.queue');
-const healthBody = Buffer.from('{"status":"ok"}');
-const jsonHeaders = { ...securityHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' };
+const liveBuffer = Buffer.from(liveBody);
 // Computed once: /healthz is probed often and must cost next to nothing.
-const healthHeaders = { ...jsonHeaders, 'content-length': healthBody.length };
+const liveHeaders = { ...probeHeaders, 'content-length': liveBuffer.length };
 const securityHeaderEntries = Object.entries(securityHeaders);
 
 type StatefulResponse = ServerResponse & { [stateKey]?: RequestState };
-/** The requests of a socket not yet closed, in order: more than one when pipelined. */
-type QueuedSocket = Socket & { [queueKey]?: RequestState[]; _httpMessage?: ServerResponse | null };
 
-export function sweepIntervalMs(...timeoutsMs: number[]): number {
-  return Math.min(1_000, Math.max(50, Math.floor(Math.min(...timeoutsMs) / 10)));
-}
-
-function isProbe(url: string): boolean {
-  return (
-    url === HEALTH_PATH || url === READY_PATH || url.startsWith(`${HEALTH_PATH}?`) || url.startsWith(`${READY_PATH}?`)
-  );
-}
-
-export function createNodeServer(options: NodeServerOptions): NodeServer {
-  const { health, log, trust, shedder, rateLimiter } = options;
+export function createNodeServer(options: EdgeOptions): NodeServer {
+  const { health, log, trust } = options;
+  const admission = createAdmission(options);
   const inFlight = createInFlight<RequestState>();
   const bodies = createBodyBudget(options.maxBufferedBodyBytes);
-  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps.
-  let admitted = 0;
-  // Every open connection: the drain waits for all of them, not only for the
-  // requests in flight, because a connection whose request is still arriving
-  // has no request yet (see stopAccepting).
-  const connections = createInFlight<Socket>();
+  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
+  let running = 0;
   let closing = false;
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
   let bodyLimitFor: BodyLimitFor | undefined;
 
-  // One shared 'close' listener, not a closure per request: it is on the hot path.
-  function onResponseClose(this: StatefulResponse) {
-    const state = this[stateKey] as RequestState;
+  // A request ends when its response closes, or its socket does (node-connections.ts).
+  const finish = (state: RequestState) => {
     if (state.closed) return;
     state.closed = true;
-    const queue = (state.req.socket as QueuedSocket)[queueKey];
-    const at = queue?.indexOf(state) ?? -1;
-    if (at !== -1) queue?.splice(at, 1);
+    connections.dequeue(state);
     inFlight.remove(state);
-    if (state.admitted) admitted--;
+    if (state.admitted) running--;
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
-    if (!this.writableFinished) abortRequest(state, new ClientGoneError());
+    if (!state.res.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
     // flood does not turn into a flood of log lines.
-    if (isProbe(state.req.url ?? '') ? options.logHealthChecks : !state.refused) {
+    if (probeOf(state.req.method, state.req.url ?? '') ? options.logHealthChecks : !state.refused) {
       logAccess(log, state, options.projectId);
     }
     // A response that started before the drain went out keep-alive; its
     // socket is idle now and must not outlive the server.
-    if (closing) closeIdle([state.req.socket as QueuedSocket]);
+    if (closing) connections.closeIdle(state.req.socket);
+  };
+
+  // One shared 'close' listener, not a closure per request: it is on the hot path.
+  function onResponseClose(this: StatefulResponse) {
+    finish(this[stateKey] as RequestState);
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -161,99 +122,29 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
     res.on('close', onResponseClose);
-    const socket = req.socket as QueuedSocket;
-    const queue = socket[queueKey] ?? [];
-    socket[queueKey] = queue;
-    queue.push(state);
-    if (closing && !markForClose(queue)) {
-      // An earlier answer on this socket already went out with Connection:
-      // close: Node ends the socket after it, so this request could never be
-      // answered. It is not run, so it has no effect a client would retry.
+    if (!connections.enqueue(state, closing)) {
       state.refused = true;
       return;
     }
 
-    const url = req.url ?? '';
-    if ((req.method === 'GET' || req.method === 'HEAD') && isProbe(url)) {
-      if (url.startsWith(HEALTH_PATH)) return serveLiveness(state);
-      return void serveReadiness(state).catch(internalError(state));
-    }
+    const probe = probeOf(req.method, req.url ?? '');
+    if (probe === 'live') return serveLiveness(state);
+    if (probe === 'ready') return void serveReadiness(state).catch(internalError(state));
     for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
     res.setHeader('x-request-id', state.requestId);
-    if (refuseMalformed(state)) return;
-    if (rateLimiter && !takeToken(state, rateLimiter)) return;
-    if (shedder) {
-      const reason = shedder.check(admitted);
-      if (reason) return refuse(state, reason);
+    const malformed = malformedProblem(req);
+    if (malformed) return refuseUnread(state, malformed);
+    if (req.method === 'OPTIONS' && req.url === '*') {
+      // The asterisk form asks about the server as a whole (RFC 9110 §9.3.7).
+      res.writeHead(204, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
+      return void res.end();
     }
+    const verdict = admission.arrive(() => clientIpOfState(state), running);
+    if (verdict.rateHeaders) for (const [name, value] of verdict.rateHeaders) res.setHeader(name, value);
+    if (verdict.refusal) return refuse(state, verdict.refusal);
     if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
     admit(state);
     dispatch(state);
-  };
-
-  // While closing, a response gets Connection: close only when it is the one
-  // request of its socket. Node ends the socket after the response that has
-  // it and drops the answers queued behind it, and on a pipelined socket the
-  // answers behind are written, headers and all, as soon as their handlers
-  // return: no later one can be marked instead. So a pipelined socket's
-  // answers go out keep-alive and the socket is closed once idle (see
-  // onResponseClose). Resolves false when an earlier answer of the socket
-  // already went out with Connection: close.
-  const markForClose = (queue: RequestState[]): boolean => {
-    const only = queue.length === 1 ? queue[0] : undefined;
-    for (const earlier of queue) {
-      if (earlier === queue.at(-1)) break;
-      if (earlier.closeMarked && earlier.res.headersSent) return false;
-      if (earlier.closeMarked) {
-        earlier.res.removeHeader('connection');
-        earlier.closeMarked = false;
-      }
-    }
-    if (only && !only.res.headersSent) {
-      only.res.setHeader('connection', 'close');
-      only.closeMarked = true;
-    }
-    return true;
-  };
-
-  // Closes a connection between requests: none of its requests is in flight
-  // (its answers all written) and none has started arriving. The second is
-  // what no public API tells; node:http's own list of its parsers does.
-  let receiving: (() => ReadonlySet<Socket>) | undefined;
-  const closeIdle = (sockets: Iterable<QueuedSocket>) => {
-    receiving ??= receivingSockets(server);
-    const busy = receiving();
-    for (const socket of sockets) {
-      if (!socket[queueKey]?.length && !busy.has(socket)) socket.destroySoon();
-    }
-  };
-
-  // What node:http would answer itself, with no body, no security headers and
-  // no access line, answered as problems instead (requireHostHeader is off
-  // and checkExpectation handled for that). True when it answered.
-  const refuseMalformed = (state: RequestState): boolean => {
-    const { req } = state;
-    // HTTP/1.0 may omit it, but the app's URL is built from it: refused the same.
-    if (req.headers.host === undefined) {
-      refuseUnread(state, 400, { code: 'bad_request', detail: 'the request must carry a Host header' });
-      return true;
-    }
-    const expect = req.headers.expect;
-    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
-      refuseUnread(state, 417, { code: 'expectation_failed', detail: 'the only expectation served is 100-continue' });
-      return true;
-    }
-    if (req.url === '*') {
-      // The asterisk form asks about the server as a whole (RFC 9110 §9.3.7); only OPTIONS may use it.
-      if (req.method === 'OPTIONS') {
-        state.res.writeHead(204, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
-        state.res.end();
-      } else {
-        refuseUnread(state, 400, { code: 'bad_request', detail: 'the request target * is for OPTIONS only' });
-      }
-      return true;
-    }
-    return false;
   };
 
   // A request takes a slot when its handler is about to run, not while its
@@ -262,41 +153,28 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   // clients refuse everyone else while /readyz stays 200.
   const admit = (state: RequestState) => {
     state.admitted = true;
-    admitted++;
+    running++;
   };
 
-  // The client's own limit comes first: one client over it is told 429
-  // (its doing), not 503 (ours). The RateLimit fields go on every answer.
-  const takeToken = (state: RequestState, limiter: RateLimiter): boolean => {
-    const verdict = limiter.take(clientIpOfState(state));
-    state.res.setHeader('ratelimit-policy', limiter.policy);
-    state.res.setHeader('ratelimit', limiter.header(verdict));
-    if (verdict.allowed) return true;
-    refuse(state, 'rate_limit', verdict.retryAfterSeconds);
-    return false;
-  };
-
-  const refuse = (state: RequestState, reason: ShedReason, retryAfterSeconds?: number) => {
-    shedder?.count(reason);
+  const refuse = (state: RequestState, refusal: Refusal) => {
     state.refused = true;
-    const { status, init } = refusal(reason, retryAfterSeconds);
-    refuseUnread(state, status, init);
+    refuseUnread(state, refusal);
   };
 
-  // A refusal never reads the body. A request that announced one gets
-  // `Connection: close` and the lingering close of a 413, since the body
-  // still on the wire would otherwise be read to reuse the socket.
-  const refuseUnread = (state: RequestState, status: number, init: ProblemInit) => {
+  // An answer before the body is read. A request that announced one gets
+  // `Connection: close` and a lingering close, since the body still on the
+  // wire would otherwise be read to reuse the socket.
+  const refuseUnread = (state: RequestState, answer: ProblemAnswer) => {
     if (announcesBody(state.req)) closeAfterAnswer(state.req, state.res);
-    respondProblem(state.res, status, init);
+    respondProblem(state.res, answer);
   };
 
   // A bug in the runtime's own async paths (or in the app's bodyLimitFor)
   // answers this one request with a 500, instead of becoming an unhandled
-  // rejection that drains the whole process.
+  // rejection.
   const internalError = (state: RequestState) => (error: unknown) => {
     log.error('runtime error', { requestId: state.requestId, ...errorFields(error) });
-    respondProblem(state.res, 500, { code: 'internal', detail: 'the server failed to handle this request' });
+    respondProblem(state.res, runtimeProblems.internal());
   };
 
   const dispatch = (state: RequestState) => {
@@ -311,16 +189,12 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   const loadedApp = (state: RequestState): Promise<Listener | undefined> => {
     if (listener) return Promise.resolve(listener);
     if (!pending) {
-      refuseUnread(state, 503, { code: 'not_started', detail: 'the application is not loaded' });
+      refuseUnread(state, runtimeProblems.notStarted());
       return Promise.resolve(undefined);
     }
     return new Promise((resolve) => {
       state.onDeadline = () => {
-        refuseUnread(state, 503, {
-          code: 'not_started',
-          detail: 'the application is still starting; retry shortly',
-          headers: { 'retry-after': '1' },
-        });
+        refuseUnread(state, runtimeProblems.starting());
         resolve(undefined);
       };
       (pending as Promise<Listener>).then(
@@ -333,7 +207,7 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
         () => {
           if (state.onDeadline) {
             state.onDeadline = undefined;
-            refuseUnread(state, 503, { code: 'not_started', detail: 'the application failed to start' });
+            refuseUnread(state, runtimeProblems.notStarted());
           }
           resolve(undefined);
         },
@@ -353,10 +227,10 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     if (!listener && !(await loadedApp(state))) return;
     // A body larger than the whole memory budget could never be held: too large.
     const limit = Math.min(limitFor(req), bodies.maxBytes);
-    if (declaredTooLarge(req, limit)) return refuseTooLarge(req, res, limit);
+    if (declaredTooLarge(req, limit)) return refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     if (declared !== undefined) {
-      if (!bodies.reserve(declared)) return refuse(state, 'body_memory');
+      if (!bodies.reserve(declared)) return refuse(state, admission.refuse('body_memory'));
       state.reservedBytes = declared;
     }
     // A chunked body reserves as its chunks arrive.
@@ -367,27 +241,19 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     };
     const outcome = await readBody(req, limit, declared === undefined ? reserveChunk : undefined);
     if (!outcome.ok) {
-      if (outcome.reason === 'too_large') refuseTooLarge(req, res, limit);
-      if (outcome.reason === 'no_memory') refuse(state, 'body_memory');
+      if (outcome.reason === 'too_large') refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
+      if (outcome.reason === 'no_memory') refuse(state, admission.refuse('body_memory'));
       return;
     }
-    // The slot is taken now that the handler can run (see admit); the body is
-    // read, so a refusal here leaves the connection reusable.
-    const reason = shedder?.check(admitted);
-    if (reason) {
-      shedder?.count(reason);
+    // The body is in: the cap and the loop delay again; a refusal now leaves the connection reusable.
+    const refusal = admission.again(running);
+    if (refusal) {
       state.refused = true;
-      const { status, init } = refusal(reason);
-      return respondProblem(res, status, init);
+      return respondProblem(res, refusal);
     }
     (req as IncomingMessage & { rawBody?: Buffer }).rawBody = outcome.body;
     admit(state);
     dispatch(state);
-  };
-
-  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
-    closeAfterAnswer(req, res);
-    respondProblem(res, 413, { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` });
   };
 
   const closeAfterAnswer = (req: IncomingMessage, res: ServerResponse) => {
@@ -412,33 +278,29 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     }
   };
 
-  const respondProblem = (res: ServerResponse, status: number, init: ProblemInit) => {
+  const respondProblem = (res: ServerResponse, { status, init }: ProblemAnswer) => {
     if (res.headersSent) {
       res.destroy();
       return;
     }
     const state = (res as StatefulResponse)[stateKey];
     const body = JSON.stringify(problemBody(status, init, state?.requestId));
-    res.writeHead(status, {
-      ...init.headers,
-      'content-type': PROBLEM_CONTENT_TYPE,
-      'content-length': Buffer.byteLength(body),
-    });
+    res.writeHead(status, { ...problemHeaders(init), 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
 
   // Probes pass every header to one writeHead call: half the header
   // validation work of setHeader-then-writeHead, on the most frequent request.
   const serveLiveness = ({ req, res, requestId }: RequestState) => {
-    res.writeHead(200, { ...healthHeaders, 'x-request-id': requestId });
-    res.end(req.method === 'HEAD' ? undefined : healthBody);
+    res.writeHead(200, { ...liveHeaders, 'x-request-id': requestId });
+    res.end(req.method === 'HEAD' ? undefined : liveBuffer);
   };
 
   const serveReadiness = async ({ req, res, requestId }: RequestState) => {
-    const result = await health.readiness();
-    const body = Buffer.from(JSON.stringify({ status: result.ok ? 'ready' : 'unavailable', checks: result.checks }));
-    res.writeHead(result.ok ? 200 : 503, { ...jsonHeaders, 'content-length': body.length, 'x-request-id': requestId });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    const { status, body } = readyAnswer(await health.readiness());
+    const bytes = Buffer.from(body);
+    res.writeHead(status, { ...probeHeaders, 'content-length': bytes.length, 'x-request-id': requestId });
+    res.end(req.method === 'HEAD' ? undefined : bytes);
   };
 
   const server = createServer(
@@ -447,11 +309,12 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
       requestTimeout: options.readTimeoutMs,
       keepAliveTimeout: options.idleTimeoutMs,
       connectionsCheckingInterval: sweepIntervalMs(options.readHeaderTimeoutMs, options.readTimeoutMs),
-      // Answered as a problem in refuseMalformed, not by Node with an empty 400.
+      // Answered as a problem (malformedProblem), not by Node with an empty 400.
       requireHostHeader: false,
     },
     onRequest,
   );
+  const connections = trackConnections(server, finish);
 
   // Any other Expect than 100-continue: Node would answer an empty 417 itself.
   server.on('checkExpectation', onRequest);
@@ -469,68 +332,38 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   });
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    const status = clientErrorStatus(error.code);
-    if (status) {
-      log.debug('client error', { code: error.code, status });
+    const answer = clientErrorProblem(error.code);
+    if (answer) {
+      log.debug('client error', { code: error.code, status: answer.status });
       // READ_TIMEOUT_MS on a request whose body was still arriving: the client is answered, not gone.
-      if (status === 408) markTimedOut((socket as QueuedSocket)[queueKey]?.[0]);
-      answerOnSocket(socket, status, clientErrorProblem(error.code));
+      const state = connections.receivingRequest(socket);
+      if (answer.status === 408 && state && !state.res.headersSent) {
+        state.socketStatus = 408;
+        abortRequest(state, new RequestTimeoutError(options.readTimeoutMs));
+      }
+      answerOnSocket(socket, answer);
     }
     socket.destroy();
   });
 
-  const markTimedOut = (state: RequestState | undefined) => {
-    if (!state || state.res.headersSent) return;
-    state.socketStatus = 408;
-    abortRequest(state, new RequestTimeoutError(options.readTimeoutMs));
-  };
-
-  server.on('connection', (socket: QueuedSocket) => {
-    connections.add(socket);
-    socket.once('close', () => {
-      connections.remove(socket);
-      // Node 20 and 22 never close a response queued behind another on a
-      // pipelined socket that closed: without this its request would stay in
-      // flight, holding a slot, for good (seen: 150 such clients left the cap
-      // at one request at a time).
-      const queue = socket[queueKey];
-      if (queue) for (const state of [...queue]) onResponseClose.call(state.res as StatefulResponse);
-    });
-  });
-
-  // Write timeout and handler deadline: one sweep over the requests in flight,
-  // not two timers per request.
-  const sweep = setInterval(
-    () => {
-      const now = Date.now();
-      for (const state of inFlight.items) {
-        const age = now - state.startedAt;
-        if (state.onDeadline && age >= options.handlerTimeoutMs) {
-          const answer = state.onDeadline;
-          state.onDeadline = undefined;
-          abortRequest(state, new HandlerTimeoutError(options.handlerTimeoutMs));
-          answer();
-        }
-        if (age >= options.writeTimeoutMs) {
-          log.warn('write timeout, closing connection', {
-            requestId: state.requestId,
-            writeTimeoutMs: options.writeTimeoutMs,
-          });
-          abortRequest(state, new WriteTimeoutError(options.writeTimeoutMs));
-          state.res.destroy();
-        }
-      }
+  const deadlines = startDeadlines<RequestState>({
+    items: inFlight.items,
+    handlerTimeoutMs: options.handlerTimeoutMs,
+    onHandlerDeadline: (state) => abortRequest(state, new HandlerTimeoutError(options.handlerTimeoutMs)),
+    writeTimeoutMs: options.writeTimeoutMs,
+    onWriteDeadline(state) {
+      if (state.abortReason instanceof WriteTimeoutError) return;
+      log.warn('write timeout, closing connection', {
+        requestId: state.requestId,
+        writeTimeoutMs: options.writeTimeoutMs,
+      });
+      abortRequest(state, new WriteTimeoutError(options.writeTimeoutMs));
+      state.res.destroy();
     },
-    sweepIntervalMs(options.writeTimeoutMs, options.handlerTimeoutMs),
-  );
-  sweep.unref();
-  server.once('close', () => clearInterval(sweep));
+  });
+  server.once('close', deadlines.stop);
 
   return {
-    server,
-    get inFlight() {
-      return inFlight.items.size;
-    },
     listen(signal) {
       return new Promise((resolve, reject) => {
         if (signal.aborted) return reject(new Error('shutdown started before listen'));
@@ -560,20 +393,15 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
     },
     stopAccepting() {
       closing = true;
-      // Requests already read but not yet answered go out with Connection:
-      // close, unless their socket is pipelined (markForClose says why).
-      for (const socket of connections.items) {
-        const queue = (socket as QueuedSocket)[queueKey];
-        if (queue?.length) markForClose(queue);
-      }
       // Stops accepting without http.Server#close(): that one first closes the
       // connections it deems idle, which includes any whose response was
       // ended but is still being written (measured: a 32 MiB answer to a slow
       // reader was cut at 4 MB, Node 20 and 24), and stops the sweep that
       // enforces READ_HEADER_TIMEOUT_MS and READ_TIMEOUT_MS. net.Server's own
-      // close only stops listening; the sweep keeps running for the drain.
+      // close only stops listening; that sweep keeps running for the drain.
       if (server.listening) net.Server.prototype.close.call(server);
-      closeIdle(connections.items as ReadonlySet<QueuedSocket>);
+      // Requests not yet answered go out with Connection: close where it is safe; idle sockets go.
+      connections.drain();
     },
     async waitForInFlight(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
@@ -590,43 +418,14 @@ export function createNodeServer(options: NodeServerOptions): NodeServer {
   };
 }
 
-/**
- * The sockets on which node:http is parsing a request (from its first byte
- * to its last): its internal ConnectionsList, what server.closeIdleConnections()
- * and the header timeout use. test/runtime/node-server.test.ts fails if a
- * Node.js release drops it; without it every socket counts as not receiving.
- */
-function receivingSockets(server: Server): () => ReadonlySet<Socket> {
-  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
-  const list = key && (server as unknown as Record<symbol, { active?: () => { socket: Socket }[] }>)[key];
-  if (!list?.active) return () => new Set();
-  const active = list.active.bind(list);
-  return () => new Set(active().map((parser) => parser.socket));
-}
-
-/** A problem answer written straight to a socket that has no response object (client errors, the drain). */
-function answerOnSocket(socket: Socket, status: number, init: ProblemInit) {
-  const pendingResponse = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-  if (!socket.writable || pendingResponse?.headersSent) return;
-  const body = JSON.stringify(problemBody(status, init));
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${securityHeaderLines}\r\n${body}`,
-  );
-}
-
-function clientErrorStatus(code: string | undefined): number | undefined {
-  if (code === 'ECONNRESET' || code === 'EPIPE') return undefined;
-  if (code === 'HPE_HEADER_OVERFLOW') return 431;
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
-  return 400;
-}
-
-function clientErrorProblem(code: string | undefined): ProblemInit {
-  if (code === 'HPE_HEADER_OVERFLOW') {
-    return { code: 'headers_too_large', detail: 'the request headers are larger than the server accepts' };
-  }
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT')
-    return { code: 'request_timeout', detail: 'the request was not received in time' };
-  return { code: 'bad_request', detail: 'the request is not valid HTTP/1.1' };
+// What node:http would answer itself, with no body, no security headers and
+// no access line, answered as problems instead (requireHostHeader is off and
+// checkExpectation is handled for that).
+function malformedProblem(req: IncomingMessage): ProblemAnswer | undefined {
+  // HTTP/1.0 may omit it, but the app's URL is built from it: refused the same.
+  if (req.headers.host === undefined) return runtimeProblems.missingHost();
+  const expect = req.headers.expect;
+  if (expect !== undefined && expect.toLowerCase() !== '100-continue') return runtimeProblems.expectationFailed();
+  if (req.url === '*' && req.method !== 'OPTIONS') return runtimeProblems.asteriskTarget();
+  return undefined;
 }

@@ -25,6 +25,8 @@ export const STATUS_TITLES: Readonly<Record<number, string>> = {
   428: 'Precondition Required',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
+  // nginx's name for it: not sent to anyone, it is the client that left.
+  499: 'Client Closed Request',
   500: 'Internal Server Error',
   501: 'Not Implemented',
   502: 'Bad Gateway',
@@ -83,9 +85,11 @@ export function problemBody(status: number, init: ProblemInit, requestId?: strin
   return body;
 }
 
+/** The headers of every problem answer, on every edge: never cached, by a browser or by a proxy. */
+export function problemHeaders(init: ProblemInit): Record<string, string> {
+  return { ...init.headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' };
+}
+
 export function problemResponse(status: number, init: ProblemInit, requestId?: string): Response {
-  return new Response(JSON.stringify(problemBody(status, init, requestId)), {
-    status,
-    headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...init.headers },
-  });
+  return new Response(JSON.stringify(problemBody(status, init, requestId)), { status, headers: problemHeaders(init) });
 }

@@ -1,6 +1,6 @@
-import type { App } from '../main.js';
+import type { EdgeOptions, ServedApp } from './edge-options.js';
 import type { Drainable } from './lifecycle.js';
-import { createNodeServer, type NodeServerOptions } from './node-server.js';
+import { createNodeServer } from './node-server.js';
 
 /**
  * One contract, three runtimes. The bundle finds the runtime it runs on and
@@ -15,23 +15,23 @@ export interface ServerAdapter extends Drainable {
   readonly runtime: Runtime;
   listen(signal: AbortSignal): Promise<{ address: string; port: number }>;
   /** Serve everything that is not a health probe with the app. Until it loads, such requests wait. */
-  serve(app: Promise<App>): void;
+  serve(app: Promise<ServedApp>): void;
 }
 
-export function detectRuntime(): Runtime {
+function detectRuntime(): Runtime {
   if ('Bun' in globalThis) return 'bun';
   if ('Deno' in globalThis) return 'deno';
   return 'node';
 }
 
-export async function createServerAdapter(options: NodeServerOptions): Promise<ServerAdapter> {
+export async function createServerAdapter(options: EdgeOptions): Promise<ServerAdapter> {
   const runtime = detectRuntime();
   if (runtime === 'bun') return (await import('./bun-server.js')).createBunServer(options);
   if (runtime === 'deno') return (await import('./deno-server.js')).createDenoServer(options);
   return nodeAdapter(options);
 }
 
-function nodeAdapter(options: NodeServerOptions): ServerAdapter {
+function nodeAdapter(options: EdgeOptions): ServerAdapter {
   const server = createNodeServer(options);
   return {
     runtime: 'node',

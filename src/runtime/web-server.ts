@@ -1,106 +1,96 @@
-import type { App } from '../main.js';
 import { ClientGoneError, HandlerTimeoutError } from './abort-reasons.js';
 import { levelOf, writeAccessLine } from './access-log.js';
+import { createAdmission, type Refusal } from './admission.js';
 import { createBodyBudget } from './body-budget.js';
 import { clientIp } from './client-ip.js';
+import { startDeadlines } from './deadlines.js';
+import type { EdgeOptions, ServedApp } from './edge-options.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
-import { refusal, type ShedReason } from './load-shedder.js';
 import { errorFields } from './logger.js';
-import type { NodeServerOptions } from './node-server.js';
-import { PROBLEM_CONTENT_TYPE, type ProblemInit, problemBody } from './problem.js';
+import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
+import { problemBody, problemHeaders } from './problem.js';
 import type { WebScope } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
+import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
 
 /**
  * The runtime's edge over Web-standard `Request`/`Response`, for the Bun and
- * Deno adapters (bun-server.ts, deno-server.ts): the same contract as the
- * node:http server, so the app, the lifecycle and the health checks cannot
- * tell the runtimes apart. Probes answered first and never shed; the rate
- * limit and shedding; security headers and `X-Request-Id` on every answer;
- * the body limit before the app runs (413 on a `Content-Length` over it
- * without reading, else the body is counted as it arrives, within
- * READ_TIMEOUT_MS); the handler deadline (503 + aborted signal); the request
- * signal aborted when the client goes; the access line; and the drain hooks.
- *
- * What these runtimes do not let a server enforce is in README's runtime table.
+ * Deno adapters (bun-server.ts, deno-server.ts). The policies are the core's,
+ * as on node:http: probes (probes.ts), admission (admission.ts), the
+ * problems (runtime-problems.ts), the deadlines (deadlines.ts), the body
+ * budget; this file only translates them into Requests and Responses: the
+ * body limit before the app runs (413 on a `Content-Length` over it without
+ * reading, else the body counted as it arrives, within READ_TIMEOUT_MS), the
+ * request signal aborted when the client goes, the access line, and the
+ * drain hooks. What these runtimes do not let a server enforce is in
+ * README's runtime table.
  */
 
-export type WebServerOptions = Omit<NodeServerOptions, 'port' | 'host'>;
+export type WebServerOptions = Omit<EdgeOptions, 'port' | 'host'>;
 
 export interface WebHandler extends Drainable {
   handle(request: Request, peer: string): Promise<Response>;
-  setApp(app: Promise<App>): void;
+  setApp(app: Promise<ServedApp>): void;
   /** Called by stopAccepting, for the adapter to close its listener. */
   onStopAccepting(close: () => void): void;
   /** Called after forceClose has aborted the requests, to close every connection. */
   onForceClose(close: () => void): void;
 }
 
-const encoder = new TextEncoder();
-const healthBody = encoder.encode('{"status":"ok"}');
-const jsonHeaders = { ...securityHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' };
 const securityHeaderEntries = Object.entries(securityHeaders);
 
 interface Scope extends WebScope {
   startedAt: number;
+  onDeadline: (() => void) | undefined;
   /** Refused after its body was read: counted in the shedder's summary, no access line. */
-  refused?: boolean;
+  refused: boolean;
   /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES (body-budget.ts). */
   reservedBytes: number;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
-  const { health, log, trust, shedder, rateLimiter } = options;
+  const { health, log, trust } = options;
+  const admission = createAdmission(options);
   // Probes and refusals are answered without entering; the drain waits for the rest.
   const inFlight = createInFlight<Scope>();
   const bodies = createBodyBudget(options.maxBufferedBodyBytes);
-  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps. A request
-  // still sending its body holds no slot (node-server.ts says why).
-  let admitted = 0;
+  // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
+  let running = 0;
   let closing = false;
-  let app: App | undefined;
-  let pending: Promise<App> | undefined;
+  let app: ServedApp | undefined;
+  let pending: Promise<ServedApp> | undefined;
   let closeListener: () => void = () => {};
   let closeConnections: () => void = () => {};
+  const deadlines = startDeadlines<Scope>({
+    items: inFlight.items,
+    handlerTimeoutMs: options.handlerTimeoutMs,
+    onHandlerDeadline: (scope) => scope.controller.abort(new HandlerTimeoutError(options.handlerTimeoutMs)),
+  });
 
   // Every problem goes out through finish(), which adds the security headers.
-  const problem = (status: number, init: ProblemInit, requestId?: string) =>
-    new Response(JSON.stringify(problemBody(status, init, requestId)), {
-      status,
-      headers: { 'cache-control': 'no-store', ...init.headers, 'content-type': PROBLEM_CONTENT_TYPE },
-    });
+  const problem = ({ status, init }: ProblemAnswer, requestId: string) =>
+    new Response(JSON.stringify(problemBody(status, init, requestId)), { status, headers: problemHeaders(init) });
 
   const handle = async (request: Request, peer: string): Promise<Response> => {
     const url = request.url;
     const path = url.slice(url.indexOf('/', url.indexOf('//') + 2));
     const requestId = acceptRequestId(request.headers.get('x-request-id') ?? undefined);
-    const method = request.method;
-    if ((method === 'GET' || method === 'HEAD') && (isPath(path, '/healthz') || isPath(path, '/readyz'))) {
-      return probe(path, method, requestId);
-    }
+    const probe = probeOf(request.method, path);
+    if (probe) return answerProbe(probe, request.method, requestId);
     const scope: Scope = {
       requestId,
       log,
       clientIp: clientIp(peer, request.headers.get('x-forwarded-for') ?? undefined, trust),
       controller: new AbortController(),
       startedAt: Date.now(),
+      onDeadline: undefined,
+      refused: false,
       reservedBytes: 0,
     };
-    let response: Response;
-    let rateHeaders: [string, string][] | undefined;
-    if (rateLimiter) {
-      const verdict = rateLimiter.take(scope.clientIp);
-      rateHeaders = [
-        ['ratelimit-policy', rateLimiter.policy],
-        ['ratelimit', rateLimiter.header(verdict)],
-      ];
-      if (!verdict.allowed)
-        return finish(refuse(request, scope, 'rate_limit', verdict.retryAfterSeconds), scope, rateHeaders);
-    }
-    const reason = shedder?.check(admitted);
-    if (reason) return finish(refuse(request, scope, reason), scope, rateHeaders);
+    const verdict = admission.arrive(() => scope.clientIp, running);
+    if (verdict.refusal) return finish(refused(request, scope, verdict.refusal), scope, verdict.rateHeaders);
 
     inFlight.add(scope);
     // During the drain, Deno aborts every request's signal when the server's
@@ -110,137 +100,124 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       if (!closing) scope.controller.abort(new ClientGoneError());
     };
     request.signal.addEventListener('abort', onClientGone, { once: true });
+    let response: Response;
     try {
       response = await serveApp(request, path, scope);
     } catch (error) {
       log.error('runtime error', { requestId, ...errorFields(error) });
-      response = problem(500, { code: 'internal', detail: 'the server failed to handle this request' }, requestId);
+      response = problem(runtimeProblems.internal(), requestId);
     } finally {
       request.signal.removeEventListener('abort', onClientGone);
       inFlight.remove(scope);
       if (scope.reservedBytes > 0) bodies.release(scope.reservedBytes);
     }
-    const done = finish(response, scope, rateHeaders);
+    const done = finish(response, scope, verdict.rateHeaders);
     if (!scope.refused) logLine(request, path, done, scope);
     return done;
   };
 
   const serveApp = async (request: Request, path: string, scope: Scope): Promise<Response> => {
-    const ready = app ?? (await loadedApp());
-    if (ready === 'starting') {
-      return problem(
-        503,
-        {
-          code: 'not_started',
-          detail: 'the application is still starting; retry shortly',
-          headers: { 'retry-after': '1' },
-        },
-        scope.requestId,
-      );
-    }
-    if (!ready) {
-      return problem(503, { code: 'not_started', detail: 'the application is not loaded' }, scope.requestId);
-    }
+    const ready = app ?? (await loadedApp(scope));
+    if (ready === 'starting') return problem(runtimeProblems.starting(), scope.requestId);
+    if (!ready) return problem(runtimeProblems.notStarted(), scope.requestId);
     let forApp = request;
     if (request.body && request.headers.get('content-length') !== '0') {
-      // A body larger than the whole memory budget could never be held: too large.
-      const limit = Math.min(ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes, bodies.maxBytes);
-      const declared = request.headers.get('content-length');
-      const memoryRefusal = () => {
-        const answer = refuse(request, scope, 'body_memory');
-        scope.refused = true;
-        return answer;
-      };
-      if (declared !== null && Number(declared) <= limit) {
-        if (!bodies.reserve(Number(declared))) return memoryRefusal();
-        scope.reservedBytes = Number(declared);
-      }
-      // A chunked body reserves as its chunks arrive.
-      const reserveChunk = (bytes: number) => {
-        if (!bodies.reserve(bytes)) return false;
-        scope.reservedBytes += bytes;
-        return true;
-      };
-      const outcome = await readLimited(
-        request,
-        limit,
-        options.readTimeoutMs,
-        declared === null ? reserveChunk : () => true,
-      );
-      if (!outcome.ok) {
-        if (outcome.reason === 'timeout') {
-          return problem(408, { code: 'request_timeout', detail: 'the request was not received in time' });
-        }
-        if (outcome.reason === 'no_memory') return memoryRefusal();
-        const answer = problem(
-          413,
-          { code: 'body_too_large', detail: `the request body is larger than ${limit} bytes` },
-          scope.requestId,
-        );
-        answer.headers.set('connection', 'close');
-        return answer;
-      }
+      const body = await readBody(request, path, ready, scope);
+      if (body instanceof Response) return body;
       forApp = new Request(request.url, {
         method: request.method,
         headers: request.headers,
-        body: outcome.body,
+        body,
         signal: scope.controller.signal,
       });
-      // The slot is taken now that the handler can run; the body is read.
-      const reason = shedder?.check(admitted);
-      if (reason) {
-        shedder?.count(reason);
+      // The body is in: the cap and the loop delay again (a slow upload held no slot).
+      const refusal = admission.again(running);
+      if (refusal) {
         scope.refused = true;
-        const { status, init } = refusal(reason);
-        return problem(status, init, scope.requestId);
+        return problem(refusal, scope.requestId);
       }
     }
-    admitted++;
+    running++;
     try {
-      return await withDeadline(ready, forApp, scope);
+      return await runHandler(ready, forApp, scope);
     } finally {
-      admitted--;
+      running--;
     }
   };
 
-  // While the app loads, a request waits for it up to the handler deadline (node-server.ts says why).
-  const loadedApp = async (): Promise<App | 'starting' | undefined> => {
-    if (!pending) return undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<'starting'>((resolve) => {
-      timer = setTimeout(() => resolve('starting'), options.handlerTimeoutMs);
-    });
-    try {
-      return await Promise.race([pending.catch(() => undefined), deadline]);
-    } finally {
-      clearTimeout(timer);
+  // The body within its limit and the body budget, or the answer that refuses it.
+  const readBody = async (request: Request, path: string, ready: ServedApp, scope: Scope) => {
+    // A body larger than the whole memory budget could never be held: too large.
+    const limit = Math.min(ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes, bodies.maxBytes);
+    const declared = request.headers.get('content-length');
+    if (declared !== null && Number(declared) <= limit) {
+      if (!bodies.reserve(Number(declared))) return refused(request, scope, admission.refuse('body_memory'));
+      scope.reservedBytes = Number(declared);
     }
+    // A chunked body reserves as its chunks arrive.
+    const reserveChunk = (bytes: number) => {
+      if (!bodies.reserve(bytes)) return false;
+      scope.reservedBytes += bytes;
+      return true;
+    };
+    const outcome = await readLimited(
+      request,
+      limit,
+      options.readTimeoutMs,
+      declared === null ? reserveChunk : () => true,
+    );
+    if (outcome.ok) return outcome.body;
+    if (outcome.reason === 'timeout') return problem(runtimeProblems.requestTimeout(), scope.requestId);
+    if (outcome.reason === 'no_memory') return refused(request, scope, admission.refuse('body_memory'));
+    if (outcome.reason === 'aborted') {
+      // Nobody reads this answer: the access line records the client that left.
+      scope.controller.abort(new ClientGoneError());
+      return problem(runtimeProblems.clientGone(), scope.requestId);
+    }
+    const answer = problem(runtimeProblems.bodyTooLarge(limit), scope.requestId);
+    answer.headers.set('connection', 'close');
+    return answer;
   };
 
-  const withDeadline = (ready: App, request: Request, scope: Scope): Promise<Response> => {
-    const ms = options.handlerTimeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<Response>((resolve) => {
-      timer = setTimeout(() => {
-        scope.controller.abort(new HandlerTimeoutError(ms));
-        resolve(
-          problem(
-            503,
-            { code: 'handler_timeout', detail: `the request did not complete within ${ms} ms` },
-            scope.requestId,
-          ),
-        );
-      }, ms);
+  // While the app loads, a request waits for it up to the handler deadline (the sweep calls onDeadline).
+  const loadedApp = (scope: Scope): Promise<ServedApp | 'starting' | undefined> => {
+    if (!pending) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      scope.onDeadline = () => resolve('starting');
+      (pending as Promise<ServedApp>).then(
+        (ready) => {
+          scope.onDeadline = undefined;
+          resolve(ready);
+        },
+        () => {
+          scope.onDeadline = undefined;
+          resolve(undefined);
+        },
+      );
     });
-    const answer = Promise.resolve(ready.fetch(request, { runway: scope } as never));
-    return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
   };
+
+  // The app's answer, or 503 `handler_timeout` when the sweep finds the deadline passed first.
+  const runHandler = (ready: ServedApp, request: Request, scope: Scope): Promise<Response> =>
+    new Promise((resolve, reject) => {
+      scope.onDeadline = () =>
+        resolve(problem(runtimeProblems.handlerTimeout(options.handlerTimeoutMs), scope.requestId));
+      Promise.resolve(ready.fetch(request, { runway: scope })).then(
+        (value) => {
+          scope.onDeadline = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          scope.onDeadline = undefined;
+          reject(error);
+        },
+      );
+    });
 
   // A refusal never reads the body; one that announced a body closes the connection.
-  const refuse = (request: Request, scope: Scope, reason: ShedReason, retryAfterSeconds?: number) => {
-    shedder?.count(reason);
-    const { status, init } = refusal(reason, retryAfterSeconds);
-    const answer = problem(status, init, scope.requestId);
+  const refused = (request: Request, scope: Scope, refusal: Refusal) => {
+    scope.refused = true;
+    const answer = problem(refusal, scope.requestId);
     if (request.body) answer.headers.set('connection', 'close');
     return answer;
   };
@@ -265,19 +242,12 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     if (closing) headers.set('connection', 'close');
   };
 
-  const probe = async (path: string, method: string, requestId: string): Promise<Response> => {
-    if (isPath(path, '/healthz')) {
-      return new Response(method === 'HEAD' ? null : healthBody, {
-        status: 200,
-        headers: { ...jsonHeaders, 'x-request-id': requestId },
-      });
-    }
-    const result = await health.readiness();
-    const body = JSON.stringify({ status: result.ok ? 'ready' : 'unavailable', checks: result.checks });
-    return new Response(method === 'HEAD' ? null : body, {
-      status: result.ok ? 200 : 503,
-      headers: { ...jsonHeaders, 'x-request-id': requestId },
-    });
+  const answerProbe = async (probe: 'live' | 'ready', method: string, requestId: string): Promise<Response> => {
+    const headers: Record<string, string> = { ...probeHeaders, 'x-request-id': requestId };
+    if (closing) headers.connection = 'close';
+    if (probe === 'live') return new Response(method === 'HEAD' ? null : liveBody, { status: 200, headers });
+    const { status, body } = readyAnswer(await health.readiness());
+    return new Response(method === 'HEAD' ? null : body, { status, headers });
   };
 
   const logLine = (request: Request, path: string, response: Response, scope: Scope) => {
@@ -331,13 +301,10 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     async forceClose(reason) {
       const left = await inFlight.abortAll((scope) => scope.controller.abort(reason));
       closeConnections();
+      deadlines.stop();
       return left;
     },
   };
-}
-
-function isPath(path: string, probePath: string): boolean {
-  return path === probePath || path.startsWith(`${probePath}?`);
 }
 
 type Limited =

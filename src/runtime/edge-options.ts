@@ -1,0 +1,52 @@
+import type { Trust } from './client-ip.js';
+import type { Health } from './health.js';
+import type { LoadShedder } from './load-shedder.js';
+import type { Logger } from './logger.js';
+import type { RateLimiter } from './rate-limit.js';
+
+/**
+ * What every edge (node-server.ts, web-server.ts with bun-server.ts and
+ * deno-server.ts) is given: its own settings, no secret among them (the
+ * config's `server` group conforms to ServerSettings), and the runtime's
+ * shared pieces. And what it serves: the app, a `fetch` with optional
+ * per-route body limits.
+ */
+
+export interface ServerSettings {
+  port: number;
+  host: string | undefined;
+  readHeaderTimeoutMs: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  idleTimeoutMs: number;
+  handlerTimeoutMs: number;
+  bodyLimitBytes: number;
+  /** MAX_BUFFERED_BODY_BYTES: all bodies held in memory together (body-budget.ts); 0 = no bound. */
+  maxBufferedBodyBytes: number;
+  trust: Trust;
+  logHealthChecks: boolean;
+  projectId: string | undefined;
+}
+
+export interface EdgeOptions extends ServerSettings {
+  health: Health;
+  log: Logger;
+  /** Refuses new requests past the in-flight cap or while the event loop is overloaded. */
+  shedder?: LoadShedder | undefined;
+  /** Per-client token buckets (RATE_LIMIT_RPS). */
+  rateLimiter?: RateLimiter | undefined;
+}
+
+/**
+ * The app as an edge serves it. `env` is each runtime's bindings, which the
+ * app reads through request-context.ts (a method, so any app's own bindings
+ * type is accepted).
+ */
+export interface FetchApp {
+  fetch(request: Request, env: unknown): Response | Promise<Response>;
+}
+
+export interface ServedApp extends FetchApp {
+  /** A route's own body limit; `undefined` means BODY_LIMIT_BYTES. */
+  bodyLimitFor?: (method: string, url: string) => number | undefined;
+}
