@@ -15,17 +15,28 @@ import { securityHeaderLines } from './security-headers.js';
  */
 
 const queueKey = Symbol('runway.queue');
-type QueuedSocket = Socket & { [queueKey]?: RequestState[]; _httpMessage?: ServerResponse | null };
+const endingKey = Symbol('runway.ending');
+const FRESH_GRACE_MS = 50;
+type QueuedSocket = Socket & {
+  [queueKey]?: RequestState[];
+  /** An answer that closes the socket went out: nothing after it may run. */
+  [endingKey]?: boolean;
+  _httpMessage?: ServerResponse | null;
+};
 
 export interface Connections {
   readonly sockets: ReadonlySet<Socket>;
   /** Resolves true once every connection has closed, false after `timeoutMs`. */
   wait(timeoutMs: number): Promise<boolean>;
-  /** A request arrived on its socket. False when it must not run: see markForClose. */
+  /** A request arrived on its socket. False when it must not run: an earlier answer closes the socket. */
   enqueue(state: RequestState, closing: boolean): boolean;
   dequeue(state: RequestState): void;
-  /** The request of a socket that is being read, first in line: what a 408 from node:http is about. */
-  receivingRequest(socket: Socket): RequestState | undefined;
+  /** The requests of a socket not yet finished, in order. */
+  queueOf(socket: Socket): readonly RequestState[];
+  /** The socket closes after the answers it owes: Connection: close on the last not yet sent. */
+  closeAfterQueue(socket: Socket): void;
+  /** `state`'s answer closes its socket and goes out now: nothing after it may run. */
+  endWith(state: RequestState): void;
   /** The drain begins: requests not yet answered get Connection: close where that is safe; idle sockets go. */
   drain(): void;
   /** During the drain: closes `socket` (or every one) once it is idle. */
@@ -51,41 +62,67 @@ export function trackConnections(server: Server, finish: (state: RequestState) =
     });
   });
 
-  // While closing, a response gets Connection: close only when it is the one
-  // request of its socket. Node ends the socket after the response that has
-  // it and drops the answers queued behind it, and on a pipelined socket the
-  // answers behind are written, headers and all, as soon as their handlers
-  // return: no later one can be marked instead. So a pipelined socket's
-  // answers go out keep-alive and the socket is closed once idle. False when
-  // an earlier answer of the socket already went out with Connection: close:
-  // Node ends the socket after it, so a request behind it could never be
-  // answered, and it is not run, so it has no effect a client would retry.
-  const markForClose = (queue: RequestState[]): boolean => {
-    const only = queue.length === 1 ? queue[0] : undefined;
+  // Node ends a socket after the response that carries Connection: close and
+  // drops the answers queued behind it. So a request behind an answer that
+  // already went out with it could never be answered: it is not run, which
+  // leaves it without an effect a client would retry (false). While closing,
+  // the mark goes on the last request of the socket whose answer is not yet
+  // written, moving to each later one that arrives: a client that keeps
+  // pipelining is told to stop, and no answer it is owed is dropped. On a
+  // pipelined socket the answers behind the first are written, headers and
+  // all, as soon as their handlers return; when all of them are, the socket
+  // is closed once idle instead (closeIdle).
+  const markForClose = (queue: RequestState[], closing: boolean): boolean => {
+    const last = queue.at(-1);
     for (const earlier of queue) {
-      if (earlier === queue.at(-1)) break;
+      if (earlier === last) break;
       if (earlier.closeMarked && earlier.res.headersSent) return false;
-      if (earlier.closeMarked) {
+      if (closing && earlier.closeMarked) {
         earlier.res.removeHeader('connection');
         earlier.closeMarked = false;
       }
     }
-    if (only && !only.res.headersSent) {
-      only.res.setHeader('connection', 'close');
-      only.closeMarked = true;
+    if (closing && last && !last.res.headersSent) {
+      last.res.setHeader('connection', 'close');
+      last.closeMarked = true;
     }
     return true;
   };
 
   // Idle: none of its requests is in flight (its answers all written) and
   // none has started arriving. The second is what no public API tells;
-  // node:http's own list of its parsers does.
-  const closeIdle = (sockets: Iterable<Socket>) => {
-    receiving ??= receivingSockets(server);
-    const busy = receiving();
-    for (const socket of sockets as Iterable<QueuedSocket>) {
-      if (!socket[queueKey]?.length && !busy.has(socket)) socket.destroySoon();
+  // node:http's own list of its parsers does (a socket that has sent nothing
+  // yet is on it too, and is idle). The list is read once per turn of the
+  // loop at most: many answers finishing in a turn must not each walk it.
+  let busyThisTurn: ReadonlySet<Socket> | undefined;
+  const busy = () => {
+    if (!busyThisTurn) {
+      receiving ??= receivingSockets(server);
+      busyThisTurn = receiving();
+      setImmediate(() => {
+        busyThisTurn = undefined;
+      });
     }
+    return busyThisTurn;
+  };
+  // A connection that has sent nothing yet (a load balancer's pre-opened
+  // one) is on the parsers' list too: it is idle, unless its first bytes are
+  // on their way. It gets FRESH_GRACE_MS for them, a poll of the loop or
+  // two, rather than READ_HEADER_TIMEOUT_MS.
+  const closeIdle = (sockets: Iterable<Socket>) => {
+    const fresh: QueuedSocket[] = [];
+    for (const socket of sockets as Iterable<QueuedSocket>) {
+      if (socket[queueKey]?.length) continue;
+      if (busy().has(socket)) {
+        if (socket.bytesRead === 0) fresh.push(socket);
+        continue;
+      }
+      socket.destroySoon();
+    }
+    if (fresh.length === 0) return;
+    setTimeout(() => {
+      for (const socket of fresh) if (socket.bytesRead === 0 && !socket[queueKey]?.length) socket.destroySoon();
+    }, FRESH_GRACE_MS).unref();
   };
 
   return {
@@ -93,21 +130,38 @@ export function trackConnections(server: Server, finish: (state: RequestState) =
     wait: open.wait,
     enqueue(state, closing) {
       const socket = state.req.socket as QueuedSocket;
+      if (socket[endingKey]) return false;
       const queue = socket[queueKey] ?? [];
       socket[queueKey] = queue;
       queue.push(state);
-      return !closing || markForClose(queue);
+      // One request alone (the common case) has nothing earlier to look at.
+      return (queue.length === 1 && !closing) || markForClose(queue, closing);
     },
     dequeue(state) {
       const queue = (state.req.socket as QueuedSocket)[queueKey];
       const at = queue?.indexOf(state) ?? -1;
       if (at !== -1) queue?.splice(at, 1);
     },
-    receivingRequest: (socket) => (socket as QueuedSocket)[queueKey]?.[0],
+    queueOf: (socket) => (socket as QueuedSocket)[queueKey] ?? [],
+    closeAfterQueue(socket) {
+      const last = (socket as QueuedSocket)[queueKey]?.at(-1);
+      if (!last) return void socket.destroySoon();
+      if (!last.res.headersSent) {
+        last.res.setHeader('connection', 'close');
+        last.closeMarked = true;
+        return;
+      }
+      last.res.once('finish', () => socket.destroySoon());
+    },
+    endWith(state) {
+      state.res.setHeader('connection', 'close');
+      state.closeMarked = true;
+      (state.req.socket as QueuedSocket)[endingKey] = true;
+    },
     drain() {
       for (const socket of open.items as ReadonlySet<QueuedSocket>) {
         const queue = socket[queueKey];
-        if (queue?.length) markForClose(queue);
+        if (queue?.length) markForClose(queue, true);
       }
       closeIdle(open.items);
     },

@@ -53,6 +53,8 @@ export interface NodeServer extends Drainable {
 // After a refusal with a body unread the socket stays half-open this long,
 // so the client reads our answer rather than a reset, then it goes.
 const LINGER_MS = 1_000;
+// At the drain deadline, how long the destroyed connections get to report closed.
+const CLOSE_WAIT_MS = 200;
 
 const stateKey = Symbol('runway.state');
 const liveBuffer = Buffer.from(liveBody);
@@ -116,7 +118,6 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       clientIp: undefined,
       closed: false,
       closeMarked: false,
-      socketStatus: undefined,
       reservedBytes: 0,
     });
     (res as StatefulResponse)[stateKey] = state;
@@ -163,9 +164,11 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
 
   // An answer before the body is read. A request that announced one gets
   // `Connection: close` and a lingering close, since the body still on the
-  // wire would otherwise be read to reuse the socket.
+  // wire would otherwise be read to reuse the socket; unless a request is
+  // already queued behind it on the socket: the parser got past its body
+  // then, and closing would drop the later answers.
   const refuseUnread = (state: RequestState, answer: ProblemAnswer) => {
-    if (announcesBody(state.req)) closeAfterAnswer(state.req, state.res);
+    if (announcesBody(state.req) && connections.queueOf(state.req.socket).at(-1) === state) closeAfterAnswer(state);
     respondProblem(state.res, answer);
   };
 
@@ -225,6 +228,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     // here first let oversized uploads push more of their bodies in before the 413
     // paused them (measured: 35 MB of RSS instead of 11 under 20 x 1 GiB uploads).
     if (!listener && !(await loadedApp(state))) return;
+    // The client may have left while the app loaded: nothing to reserve for.
+    if (state.closed) return;
     // A body larger than the whole memory budget could never be held: too large.
     const limit = Math.min(limitFor(req), bodies.maxBytes);
     if (declaredTooLarge(req, limit)) return refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
@@ -239,6 +244,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       state.reservedBytes += bytes;
       return true;
     };
+    // `Expect: 100-continue`: the body is invited only now, once nothing refuses it.
+    if (req.headers.expect !== undefined) res.writeContinue();
     const outcome = await readBody(req, limit, declared === undefined ? reserveChunk : undefined);
     if (!outcome.ok) {
       if (outcome.reason === 'too_large') refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
@@ -256,8 +263,10 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     dispatch(state);
   };
 
-  const closeAfterAnswer = (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('connection', 'close');
+  const closeAfterAnswer = (state: RequestState) => {
+    const { req, res } = state;
+    // Nothing behind it on this socket may run: Node drops the answers after this one.
+    connections.endWith(state);
     // A lingering close: Node would destroy the socket right after the 413,
     // and with the client still sending, the kernel answers with a reset that
     // can wipe the 413 before the client reads it. Instead: send FIN and
@@ -319,30 +328,30 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   // Any other Expect than 100-continue: Node would answer an empty 417 itself.
   server.on('checkExpectation', onRequest);
 
-  // `Expect: 100-continue`: refuse an oversized body before the client sends it.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    let invite = false;
-    try {
-      invite = !declaredTooLarge(req, limitFor(req));
-    } catch {
-      // onRequest meets the same error and answers 500.
-    }
-    if (invite) res.writeContinue();
-    onRequest(req, res);
-  });
+  // `Expect: 100-continue`: the client is invited to send its body only once
+  // nothing refuses it (readThenDispatch), so a refused body is never sent.
+  server.on('checkContinue', onRequest);
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const answer = clientErrorProblem(error.code);
-    if (answer) {
-      log.debug('client error', { code: error.code, status: answer.status });
-      // READ_TIMEOUT_MS on a request whose body was still arriving: the client is answered, not gone.
-      const state = connections.receivingRequest(socket);
-      if (answer.status === 408 && state && !state.res.headersSent) {
-        state.socketStatus = 408;
-        abortRequest(state, new RequestTimeoutError(options.readTimeoutMs));
-      }
-      answerOnSocket(socket, answer);
+    if (!answer) return void socket.destroy();
+    log.debug('client error', { code: error.code, status: answer.status });
+    const queue = connections.queueOf(socket);
+    const last = queue.at(-1);
+    if (last && !last.req.complete) {
+      // The error is about the request still being received. READ_TIMEOUT_MS:
+      // it is answered through its own response, in its turn on the socket,
+      // and Node ends the socket after it (Connection: close). Anything else
+      // (the client left mid-body, garbled it): the socket goes.
+      if (answer.status !== 408 || last.res.headersSent) return void socket.destroy();
+      abortRequest(last, new RequestTimeoutError(options.readTimeoutMs));
+      return refuseUnread(last, answer);
     }
+    // About a request not yet read, while an earlier one of the socket is
+    // still owed its answer: one written to the socket now would be read as
+    // that one's. The socket closes after the answers it owes instead.
+    if (queue.length > 0) return connections.closeAfterQueue(socket);
+    answerOnSocket(socket, answer);
     socket.destroy();
   });
 
@@ -413,6 +422,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     async forceClose(reason) {
       const left = await inFlight.abortAll((state) => abortRequest(state, reason));
       server.closeAllConnections();
+      // Their sockets close on a later turn; the access lines are written then, before the exit.
+      await inFlight.wait(CLOSE_WAIT_MS);
       return left;
     },
   };
@@ -423,9 +434,23 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
 // checkExpectation is handled for that).
 function malformedProblem(req: IncomingMessage): ProblemAnswer | undefined {
   // HTTP/1.0 may omit it, but the app's URL is built from it: refused the same.
-  if (req.headers.host === undefined) return runtimeProblems.missingHost();
+  const host = req.headers.host;
+  if (host === undefined || !VALID_HOST.test(host) || hostLines(req) > 1) return runtimeProblems.missingHost();
   const expect = req.headers.expect;
   if (expect !== undefined && expect.toLowerCase() !== '100-continue') return runtimeProblems.expectationFailed();
   if (req.url === '*' && req.method !== 'OPTIONS') return runtimeProblems.asteriskTarget();
   return undefined;
+}
+
+// A host name, an IPv4 address or a bracketed IPv6 address, and a port
+// (RFC 9110 §7.2 uri-host [ ":" port ]); anything else cannot build the URL.
+const VALID_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+// Node keeps the first of several Host lines; RFC 9112 §3.2 says such a request is a 400.
+function hostLines(req: IncomingMessage): number {
+  let lines = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2)
+    if ((raw[i] as string).length === 4 && /^host$/i.test(raw[i] as string)) lines++;
+  return lines;
 }

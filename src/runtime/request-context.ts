@@ -36,8 +36,6 @@ export interface RequestState {
   closed: boolean;
   /** Connection: close was set on it by the drain (only the last of a pipelined socket gets it). */
   closeMarked: boolean;
-  /** The status of an answer written straight to its socket (a 408), for the access line. */
-  socketStatus: number | undefined;
   /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES, given back when it ends. */
   reservedBytes: number;
 }

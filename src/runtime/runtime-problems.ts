@@ -70,7 +70,7 @@ export const runtimeProblems = {
   }),
   missingHost: (): ProblemAnswer => ({
     status: 400,
-    init: { code: 'bad_request', detail: 'the request must carry a Host header' },
+    init: { code: 'bad_request', detail: 'the request must carry one valid Host header' },
   }),
   asteriskTarget: (): ProblemAnswer => ({
     status: 400,

@@ -133,6 +133,14 @@ async function untilWaitingOnLock(db: ChaosDatabase) {
   throw new Error(`no runway backend waited on the lock within 5 s; runway backends: ${JSON.stringify(states)}`);
 }
 
+/** The status line and the body of what a raw client received: the body names the problem. */
+function answerOf(received: string): string {
+  if (received === '') return 'nothing';
+  const status = received.slice(0, received.indexOf('\r\n'));
+  const body = received.slice(received.indexOf('\r\n\r\n') + 4);
+  return JSON.stringify(`${status} ${body.slice(0, 300)}`);
+}
+
 async function abortOnce({ server, db, proxy, random, ctx, seen }: Campaign, { route, stage }: Step) {
   // Every choice is drawn before the first await: steps run several at once,
   // and the order of their draws must not depend on timing (CHAOS_SEED replays them).
@@ -187,9 +195,7 @@ async function abortOnce({ server, db, proxy, random, ctx, seen }: Campaign, { r
           await lock`lock table notes in access exclusive mode`;
           await client.write(whole);
           await untilWaitingOnLock(db).catch((error: Error) => {
-            throw new Error(
-              `${route.name} ${stage}: ${error.message}; the client got ${JSON.stringify(client.received().slice(0, 120))}`,
-            );
+            throw new Error(`${route.name} ${stage}: ${error.message}; the client got ${answerOf(client.received())}`);
           });
           client.abort(kind);
         } finally {

@@ -68,6 +68,18 @@ export async function untilActive(admin: postgres.Sql, pid: number): Promise<voi
   throw new Error(`backend ${pid} never became active`);
 }
 
+/** Polls pg_stat_activity (no event tells it) until a backend runs a statement containing `marker`; its pid. */
+export async function untilRunning(admin: postgres.Sql, marker: string): Promise<number> {
+  for (let tries = 0; tries < 250; tries++) {
+    const [row] = await admin<{ pid: number }[]>`
+      select pid from pg_stat_activity
+      where state = 'active' and pid <> pg_backend_pid() and strpos(query, ${marker}) > 0`;
+    if (row) return row.pid;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no backend ran a statement with ${marker}`);
+}
+
 /** pg_terminate_backend, returning once the backend has exited (its timeout argument, PostgreSQL 14+). */
 export async function terminate(admin: postgres.Sql, pid: number): Promise<void> {
   const [row] = await admin`select pg_terminate_backend(${pid}, 10000) as done`;
@@ -106,6 +118,65 @@ export async function proxyTo(targetPort: number): Promise<Proxy> {
     stopAccepting() {
       // Closes the listening socket at once; the callback would wait for the open connections.
       server.close();
+    },
+  };
+}
+
+/** A CancelRequest's first eight bytes: its length (16) and its code (80877102). */
+const CANCEL_REQUEST = Buffer.from([0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e]);
+
+export interface CancelHoldingProxy {
+  port: number;
+  /** Resolves when a CancelRequest has reached the proxy (it is held there). */
+  cancelArrived(): Promise<void>;
+  /** Lets every held CancelRequest through to the server, and those after it. */
+  release(): void;
+}
+
+/**
+ * A TCP proxy to `targetPort` that holds every CancelRequest until `release()`:
+ * a cancel that is slow on its way (its own connection, a congested network),
+ * while the connections that carry queries flow as usual.
+ */
+export async function cancelHoldingProxy(targetPort: number): Promise<CancelHoldingProxy> {
+  const open = new Set<net.Socket>();
+  const held: (() => void)[] = [];
+  let released = false;
+  let arrived: () => void = () => {};
+  const arrival = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  const server = net.createServer((client) => {
+    open.add(client);
+    client.on('error', () => client.destroy()).on('close', () => open.delete(client));
+    client.once('data', (first: Buffer) => {
+      client.pause();
+      const forward = () => {
+        const upstream = net.connect(targetPort, '127.0.0.1');
+        open.add(upstream);
+        upstream
+          .on('error', () => client.destroy())
+          .on('close', () => {
+            open.delete(upstream);
+            client.destroy();
+          });
+        client.on('close', () => upstream.destroy());
+        upstream.write(first);
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      };
+      if (released || !first.subarray(0, 8).equals(CANCEL_REQUEST)) return forward();
+      held.push(forward);
+      arrived();
+    });
+  });
+  const port = await listen(server, open);
+  return {
+    port,
+    cancelArrived: () => arrival,
+    release() {
+      released = true;
+      for (const forward of held.splice(0)) forward();
     },
   };
 }

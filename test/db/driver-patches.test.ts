@@ -9,6 +9,7 @@ import { createDb, type Db } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { type Cluster, createCluster } from '../pg-cluster.js';
 import {
+  cancelHoldingProxy,
   closingServer,
   loopTurns,
   type Outcome,
@@ -17,6 +18,7 @@ import {
   proxyTo,
   terminate,
   untilActive,
+  untilRunning,
 } from './driver-faults.js';
 
 /**
@@ -318,6 +320,34 @@ describe('cancelling the first query of a connection while it connects', () => {
     void Promise.resolve(first.cancel()).catch(() => {});
     expect(await outcomeFirst).toMatchObject(rejectedWith('57014'));
     expect(await outcomeWithin(sql`select 2 as two`)).toEqual({ status: 'resolved', value: [{ two: 2 }] });
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+});
+
+describe('a cancel that arrives after its query ended', () => {
+  it('does not cancel the next query: the connection it would land on is closed, not reused', async () => {
+    const faults = processFaults();
+    const proxy = await cancelHoldingProxy(cluster.port);
+    // One connection: without the patch the next query runs on the backend the late cancel names.
+    const sql = driver({}, via(proxy.port));
+    await sql`select 1`;
+    const first = sql`select pg_sleep(0.3), 'first' as v`;
+    const outcomeFirst = outcomeWithin(first);
+    const firstPid = await untilRunning(admin, "'first' as v");
+    // The cancel is on its way and held; the query ends before it arrives.
+    const cancel = Promise.resolve(first.cancel()).catch(() => {});
+    await proxy.cancelArrived();
+    expect(await outcomeFirst).toMatchObject({ status: 'resolved' });
+    const next = sql`select pg_sleep(0.3), 'next' as v`;
+    const outcomeNext = outcomeWithin(next);
+    const nextPid = await untilRunning(admin, "'next' as v");
+    // Now the late cancel reaches Postgres, while the next query runs.
+    proxy.release();
+    await cancel;
+    expect(await outcomeNext).toMatchObject({ status: 'resolved', value: [{ v: 'next' }] });
+    // Not on the backend the cancel named.
+    expect(nextPid).not.toBe(firstPid);
     await loopTurns();
     expect(faults).toEqual([]);
   });

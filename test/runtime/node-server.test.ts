@@ -262,3 +262,131 @@ describe('requests node:http would answer itself', () => {
     );
   });
 });
+
+describe('what the second review broke', () => {
+  const lines = (server: { logs: { message: string }[] }, message: string) =>
+    server.logs.filter((line) => line.message === message).length;
+
+  it('gives back the body budget of an upload whose client left while the app loaded', async () => {
+    const server = await startFixture(
+      { FIXTURE_LOAD_DELAY_MS: '1500', MAX_BUFFERED_BODY_BYTES: String(2 * 1024 * 1024) },
+      'listening',
+    );
+    for (let i = 0; i < 2; i++) {
+      const conn = await rawConnect(server.port);
+      conn.socket.write(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 * 1024}\r\n\r\nabc`);
+      conn.socket.destroy();
+    }
+    await server.waitForLog((line) => line.message === 'started');
+    expect((await fetchRaw(server.port, '/echo', { method: 'POST', body: 'four' })).body).toBe('{"bytes":4}');
+  });
+
+  it.each([
+    [
+      'a chunked body over the limit',
+      `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n${'a'.repeat(64)}\r\n0\r\n\r\n`,
+    ],
+    ['an unknown Expect', 'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\nab'],
+    ['no Host', 'POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nab'],
+  ])('runs a request pipelined behind a refusal for %s only if it can be answered', async (_, refused) => {
+    const server = await startFixture({ BODY_LIMIT_BYTES: '16' });
+    const conn = await rawConnect(server.port);
+    // It asks to close after itself, so the connection ends either way and everything sent has arrived.
+    conn.socket.write(`${refused}GET /slow?ms=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await conn.closed;
+    await server.waitForLog((line) => line.message === 'request', "the refusal's access line");
+    const ran = lines(server, 'slow request started') > 0;
+    if (ran)
+      await server.waitForLog(
+        (line) =>
+          line.message === 'request' &&
+          line.outcome === undefined &&
+          (line.httpRequest as { requestUrl: string }).requestUrl.startsWith('/slow'),
+      );
+    // Either the refusal kept the connection (the parser was past its body) and the request behind
+    // ran and was answered, or the refusal closed it and the request behind never ran: never one
+    // that ran with its answer dropped, which a client would retry into a second write.
+    expect({ ran, answered: conn.received().endsWith('done') }).toEqual({ ran, answered: ran });
+  });
+
+  it('never writes a later request’s failure as the answer to an earlier one still running', async () => {
+    const server = await startFixture({ READ_HEADER_TIMEOUT_MS: '300', READ_TIMEOUT_MS: '1000' });
+    const conn = await rawConnect(server.port);
+    // A runs for 800 ms; B's headers never complete and time out meanwhile.
+    conn.socket.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 200 [\s\S]*done$/);
+  });
+
+  it('closes a connection that has sent nothing at once when the drain starts', async () => {
+    const server = await startFixture({
+      READ_HEADER_TIMEOUT_MS: '10000',
+      READ_TIMEOUT_MS: '15000',
+      GRACEFUL_TIMEOUT_MS: '8000',
+    });
+    const conn = await rawConnect(server.port);
+    const startedAt = performance.now();
+    server.proc.kill('SIGTERM');
+    await conn.closed;
+    expect(conn.received()).toBe('');
+    expect((await server.exited).code).toBe(0);
+    // Generous: it is READ_HEADER_TIMEOUT_MS (10 s) if the connection is taken for one whose request is arriving.
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+  });
+
+  it('tells a client that keeps pipelining during the drain to stop, and exits 0', async () => {
+    const server = await startFixture({ GRACEFUL_TIMEOUT_MS: '4000' });
+    const conn = await rawConnect(server.port);
+    const request = 'GET /slow?ms=50 HTTP/1.1\r\nHost: x\r\n\r\n';
+    conn.socket.write(request + request);
+    // Each answer makes it send two more: it never runs out of requests on its own.
+    conn.socket.on('data', () => {
+      if (!conn.socket.destroyed) conn.socket.write(request + request);
+    });
+    await server.waitForLog((line) => line.message === 'slow request started');
+    server.proc.kill('SIGTERM');
+    await conn.closed;
+    expect(conn.received()).toMatch(/\r\nconnection: close\r\n/i);
+    expect((await server.exited).code).toBe(0);
+  });
+
+  it('writes the access line of a request cut at the drain deadline before the exit', async () => {
+    const server = await startFixture({ GRACEFUL_TIMEOUT_MS: '300' });
+    // /slow ignores its signal: only the deadline ends it.
+    const cut = fetchRaw(server.port, '/slow?ms=10000').catch(() => undefined);
+    await server.waitForLog((line) => line.message === 'slow request started');
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(1);
+    await cut;
+    expect(server.logs.find((line) => line.message === 'request')).toMatchObject({ outcome: 'DrainTimeoutError' });
+  });
+
+  it('does not invite a body with 100 Continue that it then refuses', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1' });
+    const busy = fetchRaw(server.port, '/slow?ms=800');
+    await server.waitForLog((line) => line.message === 'slow request started');
+    const conn = await rawConnect(server.port);
+    conn.socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n');
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 503 /);
+    await busy;
+  });
+
+  it('answers a Host that is malformed, or given twice, with a 400 problem', async () => {
+    const server = await startFixture();
+    for (const hostLines of [
+      'Host: a b\r\n',
+      'Host: x/y\r\n',
+      'Host: x@y\r\n',
+      'Host: \r\n',
+      'Host: a\r\nHost: b\r\n',
+    ]) {
+      const conn = await rawConnect(server.port);
+      conn.socket.write(`GET / HTTP/1.1\r\n${hostLines}\r\n`);
+      await new Promise<void>((resolve) => conn.socket.once('data', () => resolve()));
+      conn.socket.destroy();
+      expect(conn.received(), hostLines).toMatch(/^HTTP\/1\.1 400 [\s\S]*application\/problem\+json/);
+    }
+    expect((await fetchRaw(server.port, '/', { headers: { host: '[::1]:8080' } })).status).toBe(200);
+  });
+});
