@@ -3,6 +3,7 @@ import { build } from 'esbuild';
 import { bundleOptions } from '../scripts/bundle-options.js';
 import { ensureNode24 } from '../scripts/node24.js';
 import { ensureBun, ensureDeno } from '../scripts/runtimes.js';
+import { FIXTURE_PROGRAMS } from './fixtures/programs.js';
 
 /**
  * Bundles the fixture programs the lifecycle tests fork, the way the real
@@ -22,7 +23,8 @@ export default async function setup() {
     );
   }
   await build({
-    entryPoints: { server: 'test/fixtures/server.ts' },
+    // One program per scenario (test/fixtures/fixture-app.ts is what they share).
+    entryPoints: FIXTURE_PROGRAMS.map((name) => ({ in: `test/fixtures/${name}.ts`, out: name })),
     outdir: '.cache/test',
     outExtension: { '.js': '.mjs' },
     ...bundleOptions,

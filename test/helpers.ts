@@ -18,6 +18,8 @@ export interface Fixture {
 
 export const FIXTURE = '.cache/test/server.mjs';
 
+export { FIXTURE_PROGRAMS, fixtureProgram } from './fixtures/programs.js';
+
 /** Forks a program with a clean environment and registers its teardown. `on` picks the runtime. */
 export function spawnProgram(program: string, env: Record<string, string>, args: string[] = [], on?: Runtime) {
   const [command, ...prefix] = on ? on.command(program) : [process.execPath, program];

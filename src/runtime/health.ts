@@ -33,7 +33,6 @@ export interface Health {
   register(name: string, check: ReadinessCheck, options?: { timeoutMs?: number }): void;
   markStarted(): void;
   markDraining(): void;
-  readonly draining: boolean;
   readiness(): Promise<CheckResult>;
 }
 
@@ -126,9 +125,6 @@ export function createHealth({ defaultTimeoutMs = 2_000, log, now = Date.now }: 
     },
     markDraining() {
       draining = true;
-    },
-    get draining() {
-      return draining;
     },
     readiness() {
       if (!started || draining) {

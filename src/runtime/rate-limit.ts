@@ -47,7 +47,7 @@ interface Bucket {
 }
 
 const POLICY_NAME = 'per-client';
-export const DEFAULT_MAX_CLIENTS = 50_000;
+const DEFAULT_MAX_CLIENTS = 50_000;
 
 export function createRateLimiter({
   rps,

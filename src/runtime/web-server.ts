@@ -167,14 +167,18 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       declared === null ? reserveChunk : () => true,
     );
     if (outcome.ok) return outcome.body;
-    if (outcome.reason === 'timeout') return problem(runtimeProblems.requestTimeout(), scope.requestId);
+    // The rest of a body cut short is still on the wire: the connection goes, as on node (edge-parity.test.ts).
+    if (outcome.reason === 'timeout') return closeAfter(problem(runtimeProblems.requestTimeout(), scope.requestId));
     if (outcome.reason === 'no_memory') return refused(request, scope, admission.refuse('body_memory'));
     if (outcome.reason === 'aborted') {
       // Nobody reads this answer: the access line records the client that left.
       scope.controller.abort(new ClientGoneError());
       return problem(runtimeProblems.clientGone(), scope.requestId);
     }
-    const answer = problem(runtimeProblems.bodyTooLarge(limit), scope.requestId);
+    return closeAfter(problem(runtimeProblems.bodyTooLarge(limit), scope.requestId));
+  };
+
+  const closeAfter = (answer: Response) => {
     answer.headers.set('connection', 'close');
     return answer;
   };

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { canConnect, fetchRaw, rawConnect, startFixture } from '../helpers.js';
+import { canConnect, fetchRaw, fixtureProgram, rawConnect, startFixture } from '../helpers.js';
 
 describe('drain on SIGTERM', () => {
   it('lets an in-flight request finish with Connection: close, then exits 0', async () => {
@@ -101,7 +101,7 @@ describe('drain on SIGTERM', () => {
   });
 
   it('runs cleanup hooks after the drain', async () => {
-    const server = await startFixture({ FIXTURE_CLEANUP: 'ok' });
+    const server = await startFixture({}, 'started', { program: fixtureProgram('cleanup-ok') });
     server.proc.kill('SIGINT');
     expect((await server.exited).code).toBe(0);
     const messages = server.logs.map((line) => line.message);
@@ -109,14 +109,16 @@ describe('drain on SIGTERM', () => {
   });
 
   it('exits 1 when a cleanup hook fails', async () => {
-    const server = await startFixture({ FIXTURE_CLEANUP: 'fail' });
+    const server = await startFixture({}, 'started', { program: fixtureProgram('cleanup-fail') });
     server.proc.kill('SIGTERM');
     expect((await server.exited).code).toBe(1);
     expect(server.logs.find((line) => line.message === 'cleanup failed')).toMatchObject({ hook: 'fixture' });
   });
 
   it('bounds a cleanup hook that never returns and exits 1', async () => {
-    const server = await startFixture({ FIXTURE_CLEANUP: 'hang', CLEANUP_TIMEOUT_MS: '300' });
+    const server = await startFixture({ CLEANUP_TIMEOUT_MS: '300' }, 'started', {
+      program: fixtureProgram('cleanup-hang'),
+    });
     server.proc.kill('SIGTERM');
     expect((await server.exited).code).toBe(1);
     expect(server.logs.find((line) => line.message === 'cleanup timed out')).toMatchObject({ cleanupTimeoutMs: 300 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { NODE24 } from '../../scripts/node24.js';
-import { fetchRaw, rawConnect, startFixture } from '../helpers.js';
+import { fetchRaw, fixtureProgram, rawConnect, startFixture } from '../helpers.js';
 
 // Timeouts are set short here so the cuts happen quickly; the assertions on
 // elapsed time are generous upper bounds that Node's default 30 s sweep
@@ -121,7 +121,7 @@ describe('health endpoints', () => {
   });
 
   it('reports not ready until the app has loaded, while liveness already answers', async () => {
-    const server = await startFixture({ FIXTURE_LOAD_DELAY_MS: '1500' }, 'listening');
+    const server = await startFixture({}, 'listening', { program: fixtureProgram('slow-load') });
     expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
     const ready = await fetchRaw(server.port, '/readyz');
     expect(ready.status).toBe(503);
@@ -133,7 +133,9 @@ describe('health endpoints', () => {
   });
 
   it('turns readiness 503 when a check outlives its timeout, naming the check', async () => {
-    const server = await startFixture({ FIXTURE_READY_CHECK: 'hang', READINESS_TIMEOUT_MS: '200' });
+    const server = await startFixture({ READINESS_TIMEOUT_MS: '200' }, 'started', {
+      program: fixtureProgram('ready-hang'),
+    });
     const ready = await fetchRaw(server.port, '/readyz');
     expect(ready.status).toBe(503);
     expect(JSON.parse(ready.body)).toEqual({
@@ -144,12 +146,12 @@ describe('health endpoints', () => {
   });
 
   it('turns readiness 503 when a check fails and 200 when it passes', async () => {
-    const failing = await startFixture({ FIXTURE_READY_CHECK: 'fail' });
+    const failing = await startFixture({}, 'started', { program: fixtureProgram('ready-fail') });
     expect(JSON.parse((await fetchRaw(failing.port, '/readyz')).body)).toEqual({
       status: 'unavailable',
       checks: { event_loop: 'up', fixture: 'down' },
     });
-    const passing = await startFixture({ FIXTURE_READY_CHECK: 'pass' });
+    const passing = await startFixture({}, 'started', { program: fixtureProgram('ready-pass') });
     expect(JSON.parse((await fetchRaw(passing.port, '/readyz')).body)).toEqual({
       status: 'ready',
       checks: { event_loop: 'up', fixture: 'up' },
@@ -268,10 +270,9 @@ describe('what the second review broke', () => {
     server.logs.filter((line) => line.message === message).length;
 
   it('gives back the body budget of an upload whose client left while the app loaded', async () => {
-    const server = await startFixture(
-      { FIXTURE_LOAD_DELAY_MS: '1500', MAX_BUFFERED_BODY_BYTES: String(2 * 1024 * 1024) },
-      'listening',
-    );
+    const server = await startFixture({ MAX_BUFFERED_BODY_BYTES: String(2 * 1024 * 1024) }, 'listening', {
+      program: fixtureProgram('slow-load'),
+    });
     for (let i = 0; i < 2; i++) {
       const conn = await rawConnect(server.port);
       conn.socket.write(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 * 1024}\r\n\r\nabc`);

@@ -202,7 +202,7 @@ describe('rate limit per trusted client IP', () => {
     }
   });
 
-  it('gives each client behind a trusted proxy its own bucket, and memory stays bounded under 100 000 of them', async () => {
+  it('gives each of 100 000 clients behind a trusted proxy its own bucket, and remembers a spent one', async () => {
     const total = 100_000;
     const request = (i: number) =>
       `GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.${i >> 16}.${(i >> 8) & 255}.${i & 255}\r\n\r\n`;
@@ -244,7 +244,10 @@ describe('rate limit per trusted client IP', () => {
     // A spent bucket is remembered: the same client again is refused.
     expect((await fetchRaw(server.port, '/', { headers: { 'x-forwarded-for': '10.1.134.159' } })).status).toBe(429);
     const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    // Reported, not asserted: the pipelined flood alone moves RSS by 90-110 MB run to run, more than
+    // 100 000 buckets cost (measured differences 27-49 MB on this machine), so a bound here fails on
+    // noise and could not tell a bounded limiter from an unbounded one. The bound is exact, in-process:
+    // rate-limit.test.ts, "never holds more than maxClients buckets".
     console.log(`100 000 clients: RSS growth ${mb(growth)} MB with the limiter, ${mb(control.growth)} MB without`);
-    expect(growth - control.growth).toBeLessThan(48 * 2 ** 20);
   }, 120_000);
 });
