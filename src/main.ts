@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import type { ServedApp } from './runtime/edge-options.js';
+import { compileApp, type ServedApp } from './runtime/edge-options.js';
 import { createHealth, type Health } from './runtime/health.js';
 import { createLifecycle, type Lifecycle } from './runtime/lifecycle.js';
 import { createLineWriter, drained, LOG_FLUSH_TIMEOUT_MS } from './runtime/line-writer.js';
@@ -25,7 +25,7 @@ export interface AppDeps {
   onCleanup: Lifecycle['onCleanup'];
 }
 
-/** What the app hands the runtime: its fetch, and optionally per-route body limits. */
+/** What the app hands the runtime: its fetch, and optionally per-route settings (route-settings.ts). */
 export type App = ServedApp;
 
 export type LoadApp = (deps: AppDeps) => Promise<App>;
@@ -119,7 +119,10 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
     return exit(1);
   }
 
-  const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup });
+  // The app's route settings are validated once it has loaded, before it serves: a wrong table fails the start.
+  const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup }).then(
+    compileApp,
+  );
   server.serve(app);
   try {
     await app;

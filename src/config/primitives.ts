@@ -1,8 +1,10 @@
 import * as v from 'valibot';
+import { MAX_TIMEOUT_MS } from '../runtime/route-settings.js';
 
 /** The valibot pieces the variables are built from: bounded numbers, URLs, keys, and their docs. */
 
-export const MAX_TIMEOUT_MS = 3_600_000;
+// One bound for every timeout, the server's and a route's own (route-settings.ts).
+export { MAX_TIMEOUT_MS };
 
 export function integer(min: number, max: number) {
   const expected = `expected a whole number from ${min} to ${max}`;

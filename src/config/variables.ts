@@ -42,15 +42,26 @@ export const EnvSchema = v.object({
   WRITE_TIMEOUT_MS: v.optional(
     v.pipe(
       milliseconds(),
-      doc('Time from the end of the request headers to the end of the response; then the socket is destroyed.'),
+      doc(
+        'How long a client may take less than WRITE_MIN_RATE_BPS of its response while bytes wait for it; then the socket is destroyed. Judged by progress: a stream that flows is never cut.',
+      ),
     ),
     '30000',
+  ),
+  WRITE_MIN_RATE_BPS: v.optional(
+    v.pipe(
+      integer(0, 2 ** 30),
+      doc(
+        'Bytes per second a client must take while bytes wait for it (Kestrel’s default); 0 cuts only a client that takes nothing for WRITE_TIMEOUT_MS.',
+      ),
+    ),
+    '240',
   ),
   HANDLER_TIMEOUT_MS: v.optional(
     v.pipe(
       milliseconds(),
       doc(
-        'Deadline for the app to answer a request; then its signal aborts and the client gets 503. Below WRITE_TIMEOUT_MS.',
+        'Deadline for the app to answer a request (a streamed body runs on after it); then its signal aborts and the client gets 503.',
       ),
     ),
     '25000',

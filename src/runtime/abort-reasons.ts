@@ -37,12 +37,24 @@ export class HandlerTimeoutError extends RequestAbortedError {
   }
 }
 
-/** WRITE_TIMEOUT_MS passed: the connection was destroyed. */
+/** The client stopped taking its response (WRITE_TIMEOUT_MS, WRITE_MIN_RATE_BPS): the connection was destroyed. */
 export class WriteTimeoutError extends RequestAbortedError {
   readonly severity = 'warn';
   constructor(ms: number) {
-    super(`write timeout of ${ms} ms reached`);
+    super(`the client took too little of its response for ${ms} ms`);
     this.name = 'WriteTimeoutError';
+  }
+}
+
+/**
+ * The drain began (the listener closed): what `drainSignalOf(c)` aborts with.
+ * Not an abort of the request: a stream should end cleanly now, so its
+ * client reconnects to an instance that stays.
+ */
+export class DrainStartedError extends Error {
+  constructor() {
+    super('the server is draining: end long-lived responses so their clients reconnect elsewhere');
+    this.name = 'DrainStartedError';
   }
 }
 

@@ -1,12 +1,14 @@
 /**
- * The two deadlines of a request in flight, one design on every edge:
- *   - the handler deadline (HANDLER_TIMEOUT_MS) bounds the app's work: when it
- *     passes, the request's signal aborts and the client gets 503
- *     `handler_timeout` (or `not_started`, when the app is still loading);
- *   - the write deadline (WRITE_TIMEOUT_MS, node:http only: Bun and Deno give
- *     a server no socket) bounds the whole exchange: past it the connection
- *     is destroyed, which frees what was buffered for a client that stopped
- *     reading.
+ * The deadlines of a request in flight, one design on every edge:
+ *   - the handler deadline (HANDLER_TIMEOUT_MS) bounds the app's work until it
+ *     answers: when it passes, the request's signal aborts and the client gets
+ *     503 `handler_timeout` (or `not_started`, when the app is still loading).
+ *     A streamed body is not the handler's work: the deadline ends when the
+ *     Response is there;
+ *   - the write timeout (WRITE_TIMEOUT_MS with WRITE_MIN_RATE_BPS, node:http
+ *     only: Bun and Deno give a server no socket) cuts a client that stops
+ *     taking what it is sent, judged by progress, never by the length of the
+ *     response (write-progress.ts), so a stream that flows is never cut.
  * Both are checked by one sweep over the requests in flight, every tenth of
  * the shorter deadline (50 ms to 1 s), not by a timer and a promise race per
  * request: a timer per request is measurable on the hot path, and a deadline
@@ -16,6 +18,8 @@
 
 export interface Deadlined {
   startedAt: number;
+  /** The route's own settings (route-settings.ts): its handler deadline over the server's. */
+  limits?: { readonly handlerTimeoutMs?: number | undefined } | undefined;
   /** Set while a handler (or the wait for the app) runs: what answers at the handler deadline. */
   onDeadline: (() => void) | undefined;
 }
@@ -25,8 +29,10 @@ export interface DeadlineOptions<T extends Deadlined> {
   handlerTimeoutMs: number;
   /** Called once per request, after the request's onDeadline was taken off it. */
   onHandlerDeadline(item: T): void;
+  /** Sets the sweep's pace too: how often progress is looked at. */
   writeTimeoutMs?: number | undefined;
-  onWriteDeadline?: (item: T) => void;
+  /** Called for every request on every sweep, with the sweep's time: the write timeout's check. */
+  checkWrite?: (item: T, now: number) => void;
 }
 
 /** How often a sweep for these deadlines runs. */
@@ -35,16 +41,16 @@ export function sweepIntervalMs(...timeoutsMs: number[]): number {
 }
 
 export function sweepDeadlines<T extends Deadlined>(options: DeadlineOptions<T>, now: number): void {
-  const { handlerTimeoutMs, writeTimeoutMs } = options;
+  const { handlerTimeoutMs, checkWrite } = options;
   for (const item of options.items) {
     const age = now - item.startedAt;
     const answer = item.onDeadline;
-    if (answer && age >= handlerTimeoutMs) {
+    if (answer && age >= (item.limits?.handlerTimeoutMs ?? handlerTimeoutMs)) {
       item.onDeadline = undefined;
       options.onHandlerDeadline(item);
       answer();
     }
-    if (writeTimeoutMs !== undefined && age >= writeTimeoutMs) options.onWriteDeadline?.(item);
+    checkWrite?.(item, now);
   }
 }
 

@@ -3,6 +3,7 @@ import type { Health } from './health.js';
 import type { LoadShedder } from './load-shedder.js';
 import type { Logger } from './logger.js';
 import type { RateLimiter } from './rate-limit.js';
+import { compileRouteSettings, type LimitsFor, type RouteSetting } from './route-settings.js';
 
 /**
  * What every edge (node-server.ts, web-server.ts with bun-server.ts and
@@ -18,6 +19,8 @@ export interface ServerSettings {
   readHeaderTimeoutMs: number;
   readTimeoutMs: number;
   writeTimeoutMs: number;
+  /** WRITE_MIN_RATE_BPS: with writeTimeoutMs, when a client that takes too little is cut (write-progress.ts). */
+  writeMinRateBps: number;
   idleTimeoutMs: number;
   handlerTimeoutMs: number;
   bodyLimitBytes: number;
@@ -47,6 +50,17 @@ export interface FetchApp {
 }
 
 export interface ServedApp extends FetchApp {
-  /** A route's own body limit; `undefined` means BODY_LIMIT_BYTES. */
-  bodyLimitFor?: (method: string, url: string) => number | undefined;
+  /** Per-route settings (route-settings.ts), validated before the app serves. Not `routes`: a Hono app has its own. */
+  routeSettings?: readonly RouteSetting[];
+}
+
+/** The app as the edges serve it: its route settings compiled into a lookup (compileApp). */
+export interface CompiledApp extends FetchApp {
+  limitsFor: LimitsFor | undefined;
+}
+
+/** Validates the app's route settings; throws RouteSettingsError listing every problem. */
+export function compileApp(app: ServedApp): CompiledApp {
+  const limitsFor = compileRouteSettings(app.routeSettings ?? []);
+  return { fetch: app.fetch.bind(app), limitsFor };
 }

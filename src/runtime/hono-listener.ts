@@ -16,17 +16,23 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
     const bindings = env as HttpBindings;
     const response = app.fetch(request, bindings);
     const state = stateOf(bindings.incoming);
-    if (!(response instanceof Promise) || !state) return response;
+    if (!state) return response;
+    // The handler has answered: node-server.ts gives its slot back once its answer no longer sits in memory.
+    if (!(response instanceof Promise)) {
+      state.onAnswered(state);
+      return response;
+    }
     // The server's sweep calls onDeadline when the deadline passes (and
     // aborts the request signal); the handler's late answer is dropped.
     return new Promise<Response>((resolve, reject) => {
       state.onDeadline = () => {
-        const { status, init } = runtimeProblems.handlerTimeout(handlerTimeoutMs);
+        const { status, init } = runtimeProblems.handlerTimeout(state.limits?.handlerTimeoutMs ?? handlerTimeoutMs);
         resolve(problemResponse(status, init, state.requestId));
       };
       response.then(
         (value) => {
           state.onDeadline = undefined;
+          state.onAnswered(state);
           resolve(value);
         },
         (error: unknown) => {

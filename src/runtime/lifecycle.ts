@@ -21,8 +21,8 @@ export interface Drainable {
   stopAccepting(): void;
   /** Step 4: resolves true when nothing is in flight, false at the deadline. */
   waitForInFlight(timeoutMs: number): Promise<boolean>;
-  /** Step 5. Resolves to how many requests were still in flight. */
-  forceClose(reason: Error): Promise<number>;
+  /** Step 5. Resolves to how many requests were still in flight, and how many of them were streams (their answer had begun). */
+  forceClose(reason: Error): Promise<{ requests: number; streams: number }>;
 }
 
 export type CleanupHook = (signal: AbortSignal) => Promise<unknown> | unknown;
@@ -86,8 +86,9 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     if (drained.includes(false)) {
       const reason = new DrainTimeoutError(gracefulTimeoutMs);
       const counts = await Promise.all(drainables.map((d) => d.forceClose(reason)));
-      const left = counts.reduce((sum, n) => sum + n, 0);
-      log.error('drain deadline reached, closed in-flight requests', { inFlight: left, gracefulTimeoutMs });
+      const left = counts.reduce((sum, n) => sum + n.requests, 0);
+      const streams = counts.reduce((sum, n) => sum + n.streams, 0);
+      log.error('drain deadline reached, closed in-flight requests', { inFlight: left, streams, gracefulTimeoutMs });
       exitCode = 1;
     }
 

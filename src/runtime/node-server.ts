@@ -1,6 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { ClientGoneError, HandlerTimeoutError, RequestTimeoutError, WriteTimeoutError } from './abort-reasons.js';
+import {
+  ClientGoneError,
+  DrainStartedError,
+  HandlerTimeoutError,
+  RequestTimeoutError,
+  WriteTimeoutError,
+} from './abort-reasons.js';
 import { logAccess } from './access-log.js';
 import { createAdmission, type Refusal } from './admission.js';
 import { createBodyBudget } from './body-budget.js';
@@ -15,8 +21,10 @@ import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
+import type { LimitsFor } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
+import { checkWriteProgress } from './write-progress.js';
 
 /**
  * The node:http edge: it translates between node:http and the runtime's
@@ -27,9 +35,10 @@ import { securityHeaders } from './security-headers.js';
  *   ReadHeaderTimeout -> `headersTimeout` (slowloris: headers trickled in)
  *   ReadTimeout       -> `requestTimeout` (the whole request, body included)
  *   WriteTimeout      -> nothing in Node; the deadline sweep destroys the
- *                        connection of a response not finished
- *                        `writeTimeoutMs` after its headers arrived, which
- *                        frees what was buffered for it
+ *                        connection of a client that stops taking its
+ *                        response (write-progress.ts: by progress, so a
+ *                        stream that flows is never cut), which frees what
+ *                        was buffered for it
  *   IdleTimeout       -> `keepAliveTimeout`. It must exceed the load
  *                        balancer's idle timeout (ALB 60 s) so the LB closes
  *                        first and never reuses a socket we just closed.
@@ -40,14 +49,13 @@ import { securityHeaders } from './security-headers.js';
  */
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
-export type BodyLimitFor = (method: string, url: string) => number | undefined;
 
 export interface NodeServer extends Drainable {
   listen(signal: AbortSignal): Promise<AddressInfo>;
   /** Serve everything that is not a health probe with `listener`. Until then such requests wait. */
   setListener(listener: Listener | Promise<Listener>): void;
-  /** Per-route body limits from the app; `undefined` from it means BODY_LIMIT_BYTES. */
-  setBodyLimits(limitFor: BodyLimitFor | undefined): void;
+  /** The app's per-route settings (route-settings.ts); undefined: the server's for every route. */
+  setRouteLimits(limitsFor: LimitsFor | undefined): void;
 }
 
 // After a refusal with a body unread the socket stays half-open this long,
@@ -55,6 +63,8 @@ export interface NodeServer extends Drainable {
 const LINGER_MS = 1_000;
 // At the drain deadline, how long the destroyed connections get to report closed.
 const CLOSE_WAIT_MS = 200;
+// An answer with no more than this waiting in the socket's buffer holds no in-flight slot.
+const HELD_ANSWER_BYTES = 64 * 1024;
 
 const stateKey = Symbol('runway.state');
 const liveBuffer = Buffer.from(liveBody);
@@ -72,9 +82,34 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
   let running = 0;
   let closing = false;
+  // One signal for every request: drainSignalOf(c) (request-context.ts).
+  const drain = new AbortController();
+  const release = (state: RequestState) => {
+    if (!state.admitted) return;
+    state.admitted = false;
+    running--;
+  };
+  // A slot is held while a request costs the process: its handler runs, or its answer sits in our
+  // memory (a buffered body to a slow reader: the cap is what bounds that memory). A streamed body,
+  // held to a chunk or two by backpressure, gives its slot back once its first bytes went out: on
+  // the turn after its handler answered (one setImmediate for all of a turn's answers, not one per
+  // request), else on a later sweep (checkWrite). Most answers finish first and release in finish().
+  const answered: RequestState[] = [];
+  const releaseAnswered = () => {
+    for (const state of answered) if (state.admitted && !state.closed) releaseIfSent(state);
+    answered.length = 0;
+  };
+  const releaseIfSent = (state: RequestState) => {
+    const socket = state.res.socket;
+    if (socket && socket.writableLength <= HELD_ANSWER_BYTES) release(state);
+  };
+  const onAnswered = (state: RequestState) => {
+    state.answered = true;
+    if (answered.push(state) === 1) setImmediate(releaseAnswered);
+  };
   let listener: Listener | undefined;
   let pending: Promise<Listener> | undefined;
-  let bodyLimitFor: BodyLimitFor | undefined;
+  let limitsFor: LimitsFor | undefined;
 
   // A request ends when its response closes, or its socket does (node-connections.ts).
   const finish = (state: RequestState) => {
@@ -82,7 +117,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     state.closed = true;
     connections.dequeue(state);
     inFlight.remove(state);
-    if (state.admitted) running--;
+    release(state);
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
     if (!state.res.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
@@ -119,6 +154,10 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       closed: false,
       closeMarked: false,
       reservedBytes: 0,
+      drainSignal: drain.signal,
+      answered: false,
+      onAnswered,
+      limits: undefined,
     });
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
@@ -181,8 +220,15 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   };
 
   const dispatch = (state: RequestState) => {
-    if (listener) return listener(state.req, state.res);
-    void loadedApp(state).then((ready) => ready?.(state.req, state.res));
+    if (listener) {
+      if (!state.limits) routeOf(state);
+      return listener(state.req, state.res);
+    }
+    void loadedApp(state).then((ready) => {
+      if (!ready) return;
+      routeOf(state);
+      ready(state.req, state.res);
+    });
   };
 
   // While the app loads (a fast import, or a start-up waiting for a database
@@ -218,8 +264,10 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     });
   };
 
-  const limitFor = (req: IncomingMessage) =>
-    bodyLimitFor?.(req.method ?? 'GET', req.url ?? '/') ?? options.bodyLimitBytes;
+  // A route's own settings are known once the app is: looked up when the request is dispatched or its body read.
+  const routeOf = (state: RequestState) => {
+    if (limitsFor) state.limits = limitsFor(state.req.method ?? 'GET', state.req.url ?? '/');
+  };
 
   const readThenDispatch = async (state: RequestState) => {
     const { req, res } = state;
@@ -231,7 +279,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     // The client may have left while the app loaded: nothing to reserve for.
     if (state.closed) return;
     // A body larger than the whole memory budget could never be held: too large.
-    const limit = Math.min(limitFor(req), bodies.maxBytes);
+    routeOf(state);
+    const limit = Math.min(state.limits?.bodyLimitBytes ?? options.bodyLimitBytes, bodies.maxBytes);
     if (declaredTooLarge(req, limit)) return refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     if (declared !== undefined) {
@@ -355,18 +404,35 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     socket.destroy();
   });
 
+  const writeProgress = { writeTimeoutMs: options.writeTimeoutMs, minBytesPerSecond: options.writeMinRateBps };
   const deadlines = startDeadlines<RequestState>({
     items: inFlight.items,
     handlerTimeoutMs: options.handlerTimeoutMs,
-    onHandlerDeadline: (state) => abortRequest(state, new HandlerTimeoutError(options.handlerTimeoutMs)),
+    onHandlerDeadline: (state) =>
+      abortRequest(state, new HandlerTimeoutError(state.limits?.handlerTimeoutMs ?? options.handlerTimeoutMs)),
     writeTimeoutMs: options.writeTimeoutMs,
-    onWriteDeadline(state) {
-      if (state.abortReason instanceof WriteTimeoutError) return;
+    checkWrite(state, now) {
+      const socket = state.res.socket as (Socket & { _httpMessage?: ServerResponse | null }) | null;
+      // Pipelined: only the response that owns the socket is being written.
+      if (!socket || socket._httpMessage !== state.res || state.abortReason instanceof WriteTimeoutError) return;
+      if (state.admitted && state.answered) releaseIfSent(state);
+      const limits = state.limits;
+      const progress =
+        limits?.writeTimeoutMs === undefined && limits?.writeMinRateBps === undefined
+          ? writeProgress
+          : {
+              writeTimeoutMs: limits.writeTimeoutMs ?? options.writeTimeoutMs,
+              minBytesPerSecond: limits.writeMinRateBps ?? options.writeMinRateBps,
+            };
+      const verdict = checkWriteProgress(socket, now, progress);
+      if (!verdict) return;
       log.warn('write timeout, closing connection', {
         requestId: state.requestId,
-        writeTimeoutMs: options.writeTimeoutMs,
+        verdict,
+        writeTimeoutMs: progress.writeTimeoutMs,
+        writeMinRateBps: progress.minBytesPerSecond,
       });
-      abortRequest(state, new WriteTimeoutError(options.writeTimeoutMs));
+      abortRequest(state, new WriteTimeoutError(progress.writeTimeoutMs));
       state.res.destroy();
     },
   });
@@ -397,11 +463,12 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
         () => {},
       );
     },
-    setBodyLimits(limitFor) {
-      bodyLimitFor = limitFor;
+    setRouteLimits(next) {
+      limitsFor = next;
     },
     stopAccepting() {
       closing = true;
+      drain.abort(new DrainStartedError());
       // Stops accepting without http.Server#close(): that one first closes the
       // connections it deems idle, which includes any whose response was
       // ended but is still being written (measured: a 32 MiB answer to a slow
@@ -420,11 +487,14 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       return connections.wait(Math.max(0, deadline - Date.now()));
     },
     async forceClose(reason) {
-      const left = await inFlight.abortAll((state) => abortRequest(state, reason));
+      // Those whose answer had begun are streams (or answers still being written) the app did not end.
+      let streams = 0;
+      for (const state of inFlight.items) if (state.res.headersSent) streams++;
+      const requests = await inFlight.abortAll((state) => abortRequest(state, reason));
       server.closeAllConnections();
       // Their sockets close on a later turn; the access lines are written then, before the exit.
       await inFlight.wait(CLOSE_WAIT_MS);
-      return left;
+      return { requests, streams };
     },
   };
 }

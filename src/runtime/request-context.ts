@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientIp, type Trust } from './client-ip.js';
 import type { Logger } from './logger.js';
+import type { RouteLimits } from './route-settings.js';
 
 /**
  * What the runtime knows about one request, and the helpers the app uses to
@@ -38,6 +39,14 @@ export interface RequestState {
   closeMarked: boolean;
   /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES, given back when it ends. */
   reservedBytes: number;
+  /** The server's one drain signal (drainSignalOf). */
+  drainSignal: AbortSignal;
+  /** Its route's own settings, looked up once when it arrives (undefined: the server's). */
+  limits: RouteLimits | undefined;
+  /** Its handler has returned a Response: a body still being sent is not the handler's work. */
+  answered: boolean;
+  /** Called by the app bridge when the handler answers (one function shared by every request). */
+  onAnswered: (state: RequestState) => void;
 }
 
 export function attachRequestState(state: RequestState): RequestState {
@@ -64,6 +73,7 @@ export interface WebScope {
   log: Logger;
   clientIp: string;
   controller: AbortController;
+  drainSignal: AbortSignal;
 }
 
 /** The app's bindings on every runtime: node:http's `incoming`, or the web adapters' `runway`. */
@@ -111,6 +121,23 @@ export function signalOf(c: WithIncoming & { req?: { raw: Request } }): AbortSig
   }
   return state.controller.signal;
 }
+
+/**
+ * Aborted when the drain begins (the listener closes, after SHUTDOWN_DELAY_MS),
+ * with a DrainStartedError: a long-lived response (a stream, a long poll)
+ * should end then, cleanly, so its client reconnects to an instance that
+ * stays; a drain whose streams all ended exits 0. Not at SIGTERM: during the
+ * shutdown delay the load balancer still routes here, and a client told to
+ * reconnect would come back to this instance. Outside the runway server it
+ * never aborts.
+ */
+export function drainSignalOf(c: WithIncoming): AbortSignal {
+  const found = find(c);
+  if (!found) return neverAborted;
+  return found.web ? found.web.drainSignal : found.state.drainSignal;
+}
+
+const neverAborted = new AbortController().signal;
 
 /** The request id echoed in `X-Request-Id` and written on every log line of the request. */
 export function requestIdOf(c: WithIncoming): string {

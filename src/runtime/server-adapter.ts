@@ -1,4 +1,4 @@
-import type { EdgeOptions, ServedApp } from './edge-options.js';
+import type { CompiledApp, EdgeOptions } from './edge-options.js';
 import type { Drainable } from './lifecycle.js';
 import { createNodeServer } from './node-server.js';
 
@@ -15,7 +15,7 @@ export interface ServerAdapter extends Drainable {
   readonly runtime: Runtime;
   listen(signal: AbortSignal): Promise<{ address: string; port: number }>;
   /** Serve everything that is not a health probe with the app. Until it loads, such requests wait. */
-  serve(app: Promise<ServedApp>): void;
+  serve(app: Promise<CompiledApp>): void;
 }
 
 function detectRuntime(): Runtime {
@@ -41,7 +41,7 @@ function nodeAdapter(options: EdgeOptions): ServerAdapter {
         app.then(async (loaded) => {
           // Loaded after listen: see hono-listener.ts for the measured reason.
           const { createAppListener } = await import('./hono-listener.js');
-          server.setBodyLimits(loaded.bodyLimitFor);
+          server.setRouteLimits(loaded.limitsFor);
           return createAppListener(loaded, options.handlerTimeoutMs);
         }),
       );

@@ -1,10 +1,10 @@
-import { ClientGoneError, HandlerTimeoutError } from './abort-reasons.js';
+import { ClientGoneError, DrainStartedError, HandlerTimeoutError } from './abort-reasons.js';
 import { levelOf, writeAccessLine } from './access-log.js';
 import { createAdmission, type Refusal } from './admission.js';
 import { createBodyBudget } from './body-budget.js';
 import { clientIp } from './client-ip.js';
 import { startDeadlines } from './deadlines.js';
-import type { EdgeOptions, ServedApp } from './edge-options.js';
+import type { CompiledApp, EdgeOptions } from './edge-options.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { errorFields } from './logger.js';
@@ -12,6 +12,7 @@ import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
 import { problemBody, problemHeaders } from './problem.js';
 import type { WebScope } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
+import type { RouteLimits } from './route-settings.js';
 import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
 
@@ -32,7 +33,7 @@ export type WebServerOptions = Omit<EdgeOptions, 'port' | 'host'>;
 
 export interface WebHandler extends Drainable {
   handle(request: Request, peer: string): Promise<Response>;
-  setApp(app: Promise<ServedApp>): void;
+  setApp(app: Promise<CompiledApp>): void;
   /** Called by stopAccepting, for the adapter to close its listener. */
   onStopAccepting(close: () => void): void;
   /** Called after forceClose has aborted the requests, to close every connection. */
@@ -48,6 +49,8 @@ interface Scope extends WebScope {
   refused: boolean;
   /** Bytes of its body counted against MAX_BUFFERED_BODY_BYTES (body-budget.ts). */
   reservedBytes: number;
+  /** Its route's own settings (route-settings.ts), once the app is loaded. */
+  limits: RouteLimits | undefined;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
@@ -59,14 +62,17 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
   let running = 0;
   let closing = false;
-  let app: ServedApp | undefined;
-  let pending: Promise<ServedApp> | undefined;
+  // One signal for every request: drainSignalOf(c) (request-context.ts).
+  const drain = new AbortController();
+  let app: CompiledApp | undefined;
+  let pending: Promise<CompiledApp> | undefined;
   let closeListener: () => void = () => {};
   let closeConnections: () => void = () => {};
   const deadlines = startDeadlines<Scope>({
     items: inFlight.items,
     handlerTimeoutMs: options.handlerTimeoutMs,
-    onHandlerDeadline: (scope) => scope.controller.abort(new HandlerTimeoutError(options.handlerTimeoutMs)),
+    onHandlerDeadline: (scope) =>
+      scope.controller.abort(new HandlerTimeoutError(scope.limits?.handlerTimeoutMs ?? options.handlerTimeoutMs)),
   });
 
   // Every problem goes out through finish(), which adds the security headers.
@@ -84,10 +90,12 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       log,
       clientIp: clientIp(peer, request.headers.get('x-forwarded-for') ?? undefined, trust),
       controller: new AbortController(),
+      drainSignal: drain.signal,
       startedAt: Date.now(),
       onDeadline: undefined,
       refused: false,
       reservedBytes: 0,
+      limits: undefined,
     };
     const verdict = admission.arrive(() => scope.clientIp, running);
     if (verdict.refusal) return finish(refused(request, scope, verdict.refusal), scope, verdict.rateHeaders);
@@ -120,9 +128,10 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     const ready = app ?? (await loadedApp(scope));
     if (ready === 'starting') return problem(runtimeProblems.starting(), scope.requestId);
     if (!ready) return problem(runtimeProblems.notStarted(), scope.requestId);
+    if (ready.limitsFor) scope.limits = ready.limitsFor(request.method, path);
     let forApp = request;
     if (request.body && request.headers.get('content-length') !== '0') {
-      const body = await readBody(request, path, ready, scope);
+      const body = await readBody(request, scope);
       if (body instanceof Response) return body;
       forApp = new Request(request.url, {
         method: request.method,
@@ -146,9 +155,9 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   };
 
   // The body within its limit and the body budget, or the answer that refuses it.
-  const readBody = async (request: Request, path: string, ready: ServedApp, scope: Scope) => {
+  const readBody = async (request: Request, scope: Scope) => {
     // A body larger than the whole memory budget could never be held: too large.
-    const limit = Math.min(ready.bodyLimitFor?.(request.method, path) ?? options.bodyLimitBytes, bodies.maxBytes);
+    const limit = Math.min(scope.limits?.bodyLimitBytes ?? options.bodyLimitBytes, bodies.maxBytes);
     const declared = request.headers.get('content-length');
     if (declared !== null && Number(declared) <= limit) {
       if (!bodies.reserve(Number(declared))) return refused(request, scope, admission.refuse('body_memory'));
@@ -184,11 +193,11 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   };
 
   // While the app loads, a request waits for it up to the handler deadline (the sweep calls onDeadline).
-  const loadedApp = (scope: Scope): Promise<ServedApp | 'starting' | undefined> => {
+  const loadedApp = (scope: Scope): Promise<CompiledApp | 'starting' | undefined> => {
     if (!pending) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       scope.onDeadline = () => resolve('starting');
-      (pending as Promise<ServedApp>).then(
+      (pending as Promise<CompiledApp>).then(
         (ready) => {
           scope.onDeadline = undefined;
           resolve(ready);
@@ -202,10 +211,15 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   };
 
   // The app's answer, or 503 `handler_timeout` when the sweep finds the deadline passed first.
-  const runHandler = (ready: ServedApp, request: Request, scope: Scope): Promise<Response> =>
+  const runHandler = (ready: CompiledApp, request: Request, scope: Scope): Promise<Response> =>
     new Promise((resolve, reject) => {
       scope.onDeadline = () =>
-        resolve(problem(runtimeProblems.handlerTimeout(options.handlerTimeoutMs), scope.requestId));
+        resolve(
+          problem(
+            runtimeProblems.handlerTimeout(scope.limits?.handlerTimeoutMs ?? options.handlerTimeoutMs),
+            scope.requestId,
+          ),
+        );
       Promise.resolve(ready.fetch(request, { runway: scope })).then(
         (value) => {
           scope.onDeadline = undefined;
@@ -299,14 +313,16 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     },
     stopAccepting() {
       closing = true;
+      drain.abort(new DrainStartedError());
       closeListener();
     },
     waitForInFlight: inFlight.wait,
     async forceClose(reason) {
-      const left = await inFlight.abortAll((scope) => scope.controller.abort(reason));
+      const requests = await inFlight.abortAll((scope) => scope.controller.abort(reason));
       closeConnections();
       deadlines.stop();
-      return left;
+      // A streamed body is the runtime's to send once handle() returned its Response: not tracked here.
+      return { requests, streams: 0 };
     },
   };
 }

@@ -20,7 +20,7 @@ export const BUNDLE = resolve(process.env.CHAOS_BUNDLE ?? 'dist/server.js');
 export const SIGNING_KEY = randomBytes(48).toString('base64');
 
 // Smaller than the defaults, so faults resolve within a scenario; config
-// requires DB_STATEMENT_TIMEOUT_MS < HANDLER_TIMEOUT_MS < WRITE_TIMEOUT_MS.
+// requires DB_STATEMENT_TIMEOUT_MS < HANDLER_TIMEOUT_MS.
 export const CHAOS_TIMEOUTS = {
   READ_HEADER_TIMEOUT_MS: '3000',
   READ_TIMEOUT_MS: '6000',

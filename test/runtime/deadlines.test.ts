@@ -41,7 +41,22 @@ describe('the handler and write deadlines', () => {
     expect(calls).toEqual([]);
   });
 
-  it('reports the write deadline on every sweep past it, whether or not the handler answered', () => {
+  it("uses a route's own handler deadline over the server's", () => {
+    const long = { ...item('long poll', 0), limits: { handlerTimeoutMs: 5_000 } };
+    const plain = item('plain', 0);
+    const deadlined: string[] = [];
+    const options = {
+      items: [long, plain],
+      handlerTimeoutMs: 1_000,
+      onHandlerDeadline: (i: Item) => deadlined.push(i.name),
+    };
+    sweepDeadlines(options, 1_000);
+    expect(deadlined).toEqual(['plain']);
+    sweepDeadlines(options, 5_000);
+    expect(deadlined).toEqual(['plain', 'long poll']);
+  });
+
+  it("hands every request to the write check on every sweep, with the sweep's time", () => {
     const writing = item('writing', 0, false);
     const calls: string[] = [];
     const options = {
@@ -49,12 +64,11 @@ describe('the handler and write deadlines', () => {
       handlerTimeoutMs: 100,
       onHandlerDeadline: () => calls.push('handler'),
       writeTimeoutMs: 500,
-      onWriteDeadline: (i: Item) => calls.push(`write ${i.name}`),
+      checkWrite: (i: Item, now: number) => calls.push(`${i.name} at ${now}`),
     };
-    sweepDeadlines(options, 499);
-    sweepDeadlines(options, 500);
-    sweepDeadlines(options, 600);
-    expect(calls).toEqual(['write writing', 'write writing']);
+    sweepDeadlines(options, 10);
+    sweepDeadlines(options, 60);
+    expect(calls).toEqual(['writing at 10', 'writing at 60']);
   });
 
   it('sweeps every tenth of the shorter deadline, within 50 ms and 1 s', () => {

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EdgeOptions, ServedApp, ServerSettings } from '../../src/runtime/edge-options.js';
+import { type CompiledApp, compileApp, type EdgeOptions, type ServerSettings } from '../../src/runtime/edge-options.js';
 import { createHealth, type Health } from '../../src/runtime/health.js';
 import { problemNotFound, problemOnError } from '../../src/runtime/hono-errors.js';
 import { createLoadShedder, type LoadShedder } from '../../src/runtime/load-shedder.js';
@@ -29,6 +29,7 @@ const settings: ServerSettings = {
   readHeaderTimeoutMs: 5_000,
   readTimeoutMs: 10_000,
   writeTimeoutMs: 10_000,
+  writeMinRateBps: 240,
   idleTimeoutMs: 5_000,
   handlerTimeoutMs: 10_000,
   bodyLimitBytes: LIMIT,
@@ -151,6 +152,21 @@ const cases: Case[] = [
     expect: { status: 503, code: 'handler_timeout' },
   },
   {
+    name: "a route's own handler deadline",
+    send: { path: '/hang-short' },
+    expect: { status: 503, code: 'handler_timeout' },
+  },
+  {
+    name: "a declared body over a route's own limit",
+    send: { method: 'POST', path: '/echo-small', body: { declared: 11 } },
+    expect: { status: 413, code: 'body_too_large', headers: { connection: 'close' } },
+  },
+  {
+    name: "a chunked body over a route's own limit",
+    send: { method: 'POST', path: '/echo-small?x=1', body: { chunked: 20 } },
+    expect: { status: 413, code: 'body_too_large', headers: { connection: 'close' } },
+  },
+  {
     name: 'an app that throws',
     send: { path: '/throw' },
     expect: { status: 500, code: 'internal' },
@@ -246,6 +262,12 @@ function testApp(onHold: () => void, held: Promise<void>) {
     throw new Error('the handler failed');
   });
   app.post('/echo', async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
+  app.post('/echo-small', async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
+  app.get('/hang-short', async (c) => {
+    const signal = signalOf(c);
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    return c.text('late');
+  });
   return app;
 }
 
@@ -280,15 +302,21 @@ async function build(kind: EdgeKind, scenario: Scenario): Promise<Built> {
     release = resolve;
   });
   const hono = testApp(onHold, held);
-  const served: ServedApp = { fetch: hono.fetch };
-  const app: Promise<ServedApp> =
+  const served = compileApp({
+    fetch: hono.fetch,
+    routeSettings: [
+      { method: 'POST', path: '/echo-small', bodyLimitBytes: 10 },
+      { method: 'GET', path: '/hang-short', handlerTimeoutMs: 200 },
+    ],
+  });
+  const app: Promise<CompiledApp> =
     scenario.app === 'loading'
-      ? new Promise<ServedApp>(() => {})
+      ? new Promise<CompiledApp>(() => {})
       : scenario.app === 'failed'
         ? Promise.reject(new Error('the app failed to load'))
         : Promise.resolve(served);
   app.catch(() => {});
-  const stop = async (drainable: { stopAccepting(): void; forceClose(reason: Error): Promise<number> }) => {
+  const stop = async (drainable: { stopAccepting(): void; forceClose(reason: Error): Promise<unknown> }) => {
     release();
     rateLimiter?.stop();
     shedder?.stop();

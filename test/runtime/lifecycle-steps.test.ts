@@ -55,7 +55,7 @@ function drainable(events: string[], { endsAfterMs }: { endsAfterMs: number | 'n
     forceClose: async (reason) => {
       forced.push(reason);
       events.push('force close');
-      return 2;
+      return { requests: 2, streams: 1 };
     },
   };
   return { d, forced };
@@ -97,6 +97,7 @@ describe('the drain, step by step', () => {
         severity: 'ERROR',
         message: 'drain deadline reached, closed in-flight requests',
         inFlight: 2,
+        streams: 1,
       }),
     );
   });
@@ -157,7 +158,7 @@ describe('the drain, step by step', () => {
     lifecycle.addDrainable({
       stopAccepting() {},
       waitForInFlight: () => new Promise(() => {}),
-      forceClose: async () => 0,
+      forceClose: async () => ({ requests: 0, streams: 0 }),
     });
     void lifecycle.shutdown({ signal: 'SIGTERM' });
     // The budget: delay + grace + cleanup + 1 s.

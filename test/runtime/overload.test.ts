@@ -87,6 +87,21 @@ describe('cap on requests in flight', () => {
     for (const upload of uploads) expect(upload.received()).toMatch(/^HTTP\/1\.1 200 [\s\S]*\{"bytes":100000\}$/);
   });
 
+  it('keeps the slot of an answer that sits in memory for a client that stopped reading, until it is cut', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1', WRITE_TIMEOUT_MS: '1000' });
+    const reader = await rawConnect(server.port);
+    reader.socket.pause();
+    // 64 MiB buffered at once: far more than the socket takes, so most of it waits in the process.
+    reader.socket.write('GET /big?mb=64 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await server.waitForLog((line) => line.message === 'big answer ready');
+    const refused = await fetchRaw(server.port, '/');
+    expect(refused.status).toBe(503);
+    expect(problemOf(refused).code).toBe('overloaded');
+    // The write timeout cuts the reader, and frees the slot with its memory.
+    await server.waitForLog((line) => line.message === 'write timeout, closing connection');
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+  });
+
   it('refuses a request with a body past the cap without waiting for the body', async () => {
     const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1' });
     const slow = fetchRaw(server.port, '/slow?ms=1500');

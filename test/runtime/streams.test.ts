@@ -1,0 +1,125 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { fetchRaw, startFixture } from '../helpers.js';
+
+/**
+ * Long-lived responses on a real socket through the timeouts and the drain:
+ * server-sent events through the runtime's helper (src/runtime/sse.ts) and
+ * a raw stream that ignores the drain. Timeouts are short so cuts happen
+ * quickly; elapsed times are generous upper bounds, never targets.
+ */
+
+interface OpenStream {
+  res: IncomingMessage;
+  /** Everything received so far. */
+  text(): string;
+  /** Resolves when the body ended ('end') or the connection was cut ('close' without 'end'). */
+  done: Promise<'ended' | 'cut'>;
+  destroy(): void;
+}
+
+function openStream(port: number, path: string, headers: Record<string, string> = {}): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      const done = new Promise<'ended' | 'cut'>((settle) => {
+        res.once('end', () => settle('ended'));
+        res.once('close', () => settle('cut'));
+        res.once('error', () => settle('cut'));
+      });
+      resolve({ res, text: () => text, done, destroy: () => req.destroy() });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const eventIds = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+
+describe('a stream through the write timeout', () => {
+  it('cuts a client that stops reading, and the stream learns it and ends', async () => {
+    const server = await startFixture({ WRITE_TIMEOUT_MS: '1000' });
+    // 64 KiB events as fast as they go: the socket's buffers fill within moments of the client pausing.
+    const stream = await openStream(server.port, '/events?everyMs=1&bytes=65536');
+    stream.res.pause();
+    const cut = await server.waitForLog((line) => line.message === 'write timeout, closing connection');
+    expect(cut).toMatchObject({ severity: 'WARNING', verdict: 'stalled', writeTimeoutMs: 1000 });
+    const ended = await server.waitForLog((line) => line.message === 'stream ended');
+    expect(ended.reason).toBe('WriteTimeoutError');
+    stream.res.resume();
+    expect(await stream.done).toBe('cut');
+    // Nothing of it is left in flight: the drain has nothing to wait for.
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
+  it('never cuts a client that reads a stream five times as long as the write timeout', async () => {
+    const server = await startFixture({ WRITE_TIMEOUT_MS: '1000' });
+    // 100 events of 16 KiB, one every 50 ms: 5 s of a flowing stream.
+    const stream = await openStream(server.port, '/events?everyMs=50&bytes=16384&count=100');
+    expect(await stream.done).toBe('ended');
+    expect(eventIds(stream.text())).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(server.logs.filter((line) => line.message === 'write timeout, closing connection')).toEqual([]);
+  });
+
+  it('holds no in-flight slot while it streams: the cap is for handlers', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '1' });
+    const stream = await openStream(server.port, '/events?everyMs=100');
+    await server.waitForLog((line) => line.message === 'stream started');
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    stream.destroy();
+  });
+});
+
+describe('a stream through the drain', () => {
+  it('ends at the drain with a retry hint and its last id, and the exit is 0 with no ERROR line', async () => {
+    const server = await startFixture({ SHUTDOWN_DELAY_MS: '300' });
+    const stream = await openStream(server.port, '/events?everyMs=50');
+    await server.waitForLog((line) => line.message === 'stream started');
+    server.proc.kill('SIGTERM');
+    expect(await stream.done).toBe('ended');
+    const text = stream.text();
+    // During the shutdown delay it went on: the load balancer may still route here.
+    expect(eventIds(text).length).toBeGreaterThan(3);
+    expect(text.endsWith('retry: 500\n\n')).toBe(true);
+    expect((await server.exited).code).toBe(0);
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
+  it('resumes after Last-Event-ID on a new instance, with no gap and no duplicate', async () => {
+    const server = await startFixture();
+    const first = await openStream(server.port, '/events?everyMs=20&count=10');
+    expect(await first.done).toBe('ended');
+    const last = eventIds(first.text()).at(-1) as number;
+    const again = await openStream(server.port, '/events?everyMs=20&count=15', { 'last-event-id': String(last) });
+    expect(await again.done).toBe('ended');
+    expect(eventIds(again.text())).toEqual([10, 11, 12, 13, 14]);
+  });
+
+  it('answers a Last-Event-ID that is not one of its ids with a 400 problem', async () => {
+    const server = await startFixture();
+    const reply = await fetchRaw(server.port, '/events', { headers: { 'last-event-id': 'drop table' } });
+    expect(reply.status).toBe(400);
+    expect(reply.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(reply.body)).toMatchObject({ code: 'bad_last_event_id' });
+  });
+
+  it('aborts a stream that ignores the drain at the deadline, counts it, and exits 1', async () => {
+    const server = await startFixture({ SHUTDOWN_DELAY_MS: '0', GRACEFUL_TIMEOUT_MS: '500' });
+    const stream = await openStream(server.port, '/raw-stream');
+    await server.waitForLog((line) => line.message === 'raw stream started');
+    server.proc.kill('SIGTERM');
+    // Its signal aborts at the deadline (DrainTimeoutError): this one ends then; one that did not would be cut.
+    await stream.done;
+    const forced = await server.waitForLog(
+      (line) => line.message === 'drain deadline reached, closed in-flight requests',
+    );
+    expect(forced).toMatchObject({ severity: 'ERROR', inFlight: 1, streams: 1 });
+    expect((await server.exited).code).toBe(1);
+  });
+});
