@@ -56,14 +56,22 @@ export interface PoolCount {
   total: number;
   /** Connections not idle: running a statement, or idle inside a transaction. */
   busy: number;
+  /** What each busy one is doing, for the message of a failed check. */
+  busyStates?: string[];
 }
 
 /** The runway pool's connections to `db`, as Postgres sees them. */
 export async function poolCount(db: ChaosDatabase): Promise<PoolCount> {
-  const [row] = await db.sql<{ total: number; busy: number }[]>`
-    select count(*)::int as total, count(*) filter (where state <> 'idle')::int as busy
+  const rows = await db.sql<{ state: string | null; wait: string | null; query: string; seconds: number }[]>`
+    select state, wait_event_type || ':' || wait_event as wait, left(query, 60) as query,
+      extract(epoch from now() - state_change)::int as seconds
     from pg_stat_activity where datname = ${db.name} and application_name = 'runway'`;
-  return row as PoolCount;
+  const busy = rows.filter((row) => row.state !== 'idle');
+  return {
+    total: rows.length,
+    busy: busy.length,
+    busyStates: busy.map((row) => `${row.state} ${row.seconds} s (${row.wait ?? 'no wait'}): ${row.query}`),
+  };
 }
 
 /**
@@ -83,7 +91,10 @@ export async function poolSettled(db: ChaosDatabase, baseline: number, withinMs 
 
 /** No pooled connection leaked: none busy, and no more than the baseline (idle ones time out). */
 export function expectPoolBack(count: PoolCount, baseline: number, after: string) {
-  expect(count, `${after}: runway connections in pg_stat_activity, 20 s after (baseline ${baseline})`).toEqual({
+  expect(
+    { total: count.total, busy: count.busy },
+    `${after}: runway connections in pg_stat_activity, 20 s after (baseline ${baseline}); busy: ${JSON.stringify(count.busyStates)}`,
+  ).toEqual({
     total: Math.min(count.total, baseline),
     busy: 0,
   });
