@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import * as v from 'valibot';
 import { DrainStartedError, RequestAbortedError } from './abort-reasons.js';
+import type { Logger } from './logger.js';
 import { HttpProblem } from './problem.js';
 import { drainSignalOf, loggerOf, signalOf, type WithIncoming } from './request-context.js';
 
@@ -39,7 +40,7 @@ export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOp
   const { retryMs = DEFAULT_RETRY_MS, heartbeatMs = DEFAULT_HEARTBEAT_MS } = options;
   const request = signalOf(c);
   const drain = drainSignalOf(c);
-  const log = loggerOf(c);
+  const log = loggerOrConsole(c);
   return streamSSE(c, async (stream) => {
     const signal = AbortSignal.any([request, drain]);
     const ended = new Promise<void>((resolve) => {
@@ -81,6 +82,15 @@ export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOp
       }
     }
   });
+}
+
+/** The request's logger; outside the runway server (`app.request()` in a test), the console. */
+function loggerOrConsole(c: Context): Pick<Logger, 'error'> {
+  try {
+    return loggerOf(c);
+  } catch {
+    return { error: (message, fields) => console.error(message, fields) };
+  }
 }
 
 /**

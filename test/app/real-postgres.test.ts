@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createNoteStore } from '../../src/app/notes/store.js';
 import { databaseProblem } from '../../src/db/errors.js';
+import type { Sql } from '../../src/db/pool.js';
 import { requireRealServer } from '../db-helpers.js';
+import { createNote, subscribe } from './feed-helpers.js';
 import { sweepHelpers } from './idempotency-helpers.js';
 import { errorOf, type NotesHarness, notesHarness } from './notes-harness.js';
 
@@ -65,5 +68,46 @@ describe('database errors as problems on a real server', () => {
     );
     const problem = databaseProblem(error);
     expect(problem).toMatchObject({ status: 503, code: 'query_timeout', headers: { 'retry-after': '2' } });
+  });
+});
+
+describe('the change feed on a real server', () => {
+  it('delivers a change whose transaction commits late, before any change drawn after it', async () => {
+    const feed = await subscribe(harness, 'feed-e');
+    await feed.until(1);
+    // A transaction holds the owner's first change uncommitted while a second write arrives.
+    const store = createNoteStore(harness.sql);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let inserted = () => {};
+    const insertedYet = new Promise<void>((resolve) => {
+      inserted = resolve;
+    });
+    const transaction = harness.sql.begin(async (tx) => {
+      await store.insert('feed-e', { title: 'held', body: '' }, new AbortController().signal, tx as unknown as Sql);
+      inserted();
+      await held;
+    });
+    await insertedYet;
+    let secondDone = false;
+    const second = createNote(harness, 'feed-e', 'later').then(() => {
+      secondDone = true;
+    });
+    // Until the second write has either committed (no ordering) or waits on the owner's lock (polled: no event says so).
+    for (let tries = 0; tries < 250 && !secondDone; tries++) {
+      const [row] = await harness.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'`;
+      if ((row?.n ?? 0) > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    release();
+    await transaction;
+    await second;
+    const events = (await feed.until(3)).slice(1);
+    const rows = await harness.sql<{ seq: string }[]>`
+      select seq::text as seq from note_changes where owner = 'feed-e' order by note_changes.seq`;
+    expect(events.map((e) => e.id)).toEqual(rows.map((r) => r.seq));
   });
 });

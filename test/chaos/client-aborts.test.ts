@@ -81,6 +81,13 @@ const ROUTES: Route[] = [
     make: (c) => rawRequest('PATCH', `/v1/notes/${c.noteId()}`, { ...c, body: json({ body: c.title() }) }),
   },
   { name: 'DELETE /v1/notes/:id', db: 'notes', make: (c) => rawRequest('DELETE', `/v1/notes/${c.deletable()}`, c) },
+  // The change feed: a stream whose queries read note_changes, so the lock on notes does not hold it.
+  { name: 'GET /v1/notes/events', db: 'none', make: (c) => rawRequest('GET', '/v1/notes/events', c) },
+  {
+    name: 'GET /v1/notes/events after Last-Event-ID 1',
+    db: 'none',
+    make: (c) => rawRequest('GET', '/v1/notes/events', { ...c, headers: { 'last-event-id': '1' } }),
+  },
   { name: 'GET /nope (404)', db: 'none', make: () => rawRequest('GET', '/nope') },
   { name: 'PUT /v1/notes (405)', db: 'none', make: (c) => rawRequest('PUT', '/v1/notes', c) },
   {

@@ -118,6 +118,15 @@ describe('SIGTERM at random moments under mixed traffic', () => {
         GRACEFUL_TIMEOUT_MS: String(GRACEFUL_TIMEOUT_MS),
       });
       const token = await tokenFor('chaos-sigterm');
+      // Change-feed subscribers across the drain: each must get its retry hint and a properly ended body.
+      const subscribers = await Promise.all(
+        [0, 1].map(async () => {
+          const client = await rawClient(server.port);
+          await client.write(rawRequest('GET', '/v1/notes/events', { token }).head);
+          await within(client.firstData, 10_000, 'the change feed answering');
+          return client;
+        }),
+      );
       // In some rounds the API waits on Postgres when SIGTERM comes: the test holds a lock on notes.
       const lock = locked ? await db.sql.reserve() : undefined;
       if (lock) {
@@ -245,6 +254,12 @@ describe('SIGTERM at random moments under mixed traffic', () => {
           `exit ${exit.code}, drain ${complete?.drainMs ?? '-'} ms`,
       );
 
+      const feedEnds = subscribers.map((client) =>
+        /retry: 1000\n\n\r\n0\r\n\r\n$/.test(client.received())
+          ? 'retry hint and a proper end'
+          : JSON.stringify(client.received().slice(-80)),
+      );
+      expect(tally(feedEnds), 'how the change-feed subscribers ended').toEqual({ 'retry hint and a proper end': 2 });
       expectNone(fatalLines(server).map(describeLine), 'fatal log lines');
       expect(server.stderr(), 'stderr').toBe('');
       expectNone(unanswered, 'half-sent requests finished during the drain that got no answer');

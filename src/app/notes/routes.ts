@@ -6,6 +6,7 @@ import { HttpProblem } from '../../runtime/problem.js';
 import { signalOf } from '../../runtime/request-context.js';
 import type { Env } from '../env.js';
 import { noneMatch, strongTags } from './conditional.js';
+import { createFeed } from './feed.js';
 import { fingerprint, once } from './idempotency.js';
 import { IdempotencyKey, ListQuery, NoteId, NoteInput, NotePatch } from './schema.js';
 import { createNoteStore, type Note, type StoredNote } from './store.js';
@@ -73,7 +74,11 @@ function decodeCursor(cursor: string): { createdUs: string; id: string } {
 
 export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRetentionMs: number }) {
   const store = createNoteStore(db.sql);
+  const feed = createFeed(store);
   const app = new Hono<Env>();
+
+  // Registered before /:id, which would take `events` for an id.
+  app.get('/events', (c) => feed.serve(c, c.get('userId')));
 
   app.post('/', async (c) => {
     const input = await readJson(c, NoteInput);
@@ -82,6 +87,7 @@ export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRet
     const keyHeader = c.req.header('idempotency-key');
     if (keyHeader === undefined) {
       const stored = await store.insert(owner, input, signal);
+      feed.changed(owner);
       return created(c, stored.note, stored.version, false);
     }
     const key = validate(IdempotencyKey, keyHeader);
@@ -101,6 +107,7 @@ export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRet
       });
     }
     const { note, version } = outcome.response.body;
+    if (outcome.kind !== 'replayed') feed.changed(owner);
     return created(c, note, version, outcome.kind === 'replayed');
   });
 
@@ -133,6 +140,7 @@ export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRet
     );
     if (result === false) throw preconditionFailed();
     if (!result) throw notFound();
+    feed.changed(c.get('userId'));
     c.header('etag', etagOf(result.version));
     return c.json(result.note);
   });
@@ -142,6 +150,7 @@ export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRet
     const result = await store.remove(c.get('userId'), id, expectedVersions(c.req.header('if-match')), signalOf(c));
     if (result === false) throw preconditionFailed();
     if (!result) throw notFound();
+    feed.changed(c.get('userId'));
     return c.body(null, 204);
   });
 

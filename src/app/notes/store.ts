@@ -42,6 +42,19 @@ const columns = (sql: Sql) =>
 const versionIn = (sql: Sql, versions: string[] | undefined) =>
   versions ? sql`and (extract(epoch from updated_at) * 1000000)::bigint::text = any(${versions}::text[])` : sql``;
 
+// Taken before a change's seq is drawn and held to the commit: an owner's changes commit in seq order
+// (migrations/0003_note_changes.sql). Other owners' writes do not wait on it.
+const ownerLock = (tx: Sql, owner: string) => tx`select pg_advisory_xact_lock(hashtextextended(${owner}, 0))`;
+
+/** One change of the owner's feed: its seq is the event id. */
+export interface NoteChange {
+  seq: string;
+  noteId: string;
+  kind: 'created' | 'updated' | 'deleted';
+  version: string | null;
+  at: string;
+}
+
 function toStored(row: NoteRow): StoredNote {
   return {
     note: {
@@ -61,9 +74,15 @@ export function createNoteStore(sql: Sql) {
     async insert(owner: string, input: NoteInput, signal: AbortSignal, tx: Sql = sql): Promise<StoredNote> {
       const [row] = await withSignal(
         tx<NoteRow[]>`
-          insert into notes (id, owner, title, body, created_at, updated_at)
-          values (${crypto.randomUUID()}, ${owner}, ${input.title}, ${input.body}, clock_timestamp(), clock_timestamp())
-          returning ${columns(tx)}`,
+          with lock as (${ownerLock(tx, owner)}),
+          n as (
+            insert into notes (id, owner, title, body, created_at, updated_at)
+            select ${crypto.randomUUID()}, ${owner}, ${input.title}, ${input.body}, clock_timestamp(), clock_timestamp()
+            from lock
+            returning ${columns(tx)}
+          ),
+          change as (insert into note_changes (owner, note_id, kind, version) select ${owner}, id, 'created', version from n)
+          select * from n`,
         signal,
       );
       return toStored(row as NoteRow);
@@ -113,13 +132,19 @@ export function createNoteStore(sql: Sql) {
     ): Promise<StoredNote | undefined | false> {
       const [row] = await withSignal(
         sql<NoteRow[]>`
-          update notes set
-            title = coalesce(${patch.title ?? null}::text, title),
-            body = coalesce(${patch.body ?? null}::text, body),
-            updated_at = clock_timestamp()
-          where id = ${id} and owner = ${owner}
-          ${versionIn(sql, expectedVersions)}
-          returning ${columns(sql)}`,
+          with lock as (${ownerLock(sql, owner)}),
+          n as (
+            update notes set
+              title = coalesce(${patch.title ?? null}::text, title),
+              body = coalesce(${patch.body ?? null}::text, body),
+              updated_at = clock_timestamp()
+            from lock
+            where id = ${id} and owner = ${owner}
+            ${versionIn(sql, expectedVersions)}
+            returning ${columns(sql)}
+          ),
+          change as (insert into note_changes (owner, note_id, kind, version) select ${owner}, id, 'updated', version from n)
+          select * from n`,
         signal,
       );
       if (row) return toStored(row);
@@ -127,12 +152,46 @@ export function createNoteStore(sql: Sql) {
       return (await this.get(owner, id, signal)) ? false : undefined;
     },
 
+    /** The owner's changes after `seq`, oldest first. */
+    async changesAfter(owner: string, seq: string, limit: number, signal: AbortSignal): Promise<NoteChange[]> {
+      const rows = await withSignal(
+        sql<{ seq: string; note_id: string; kind: NoteChange['kind']; version: string | null; at: Date }[]>`
+          select seq::text as seq, note_id, kind, version, at from note_changes
+          where owner = ${owner} and note_changes.seq > ${seq}::bigint
+          -- The column, not the text alias: '10' sorts before '9'.
+          order by note_changes.seq
+          limit ${limit}`,
+        signal,
+      );
+      return rows.map((row) => ({
+        seq: row.seq,
+        noteId: row.note_id,
+        kind: row.kind,
+        version: row.version,
+        at: row.at.toISOString(),
+      }));
+    },
+
+    /** The owner's latest seq, '0' when none: where a new subscriber starts. */
+    async latestSeq(owner: string, signal: AbortSignal): Promise<string> {
+      const [row] = await withSignal(
+        sql<{ seq: string | null }[]>`select max(seq)::text as seq from note_changes where owner = ${owner}`,
+        signal,
+      );
+      return row?.seq ?? '0';
+    },
+
     async remove(owner: string, id: string, expectedVersions: string[] | undefined, signal: AbortSignal) {
       const rows = await withSignal(
         sql`
-          delete from notes where id = ${id} and owner = ${owner}
-          ${versionIn(sql, expectedVersions)}
-          returning id`,
+          with lock as (${ownerLock(sql, owner)}),
+          n as (
+            delete from notes using lock where id = ${id} and owner = ${owner}
+            ${versionIn(sql, expectedVersions)}
+            returning id
+          ),
+          change as (insert into note_changes (owner, note_id, kind) select ${owner}, id, 'deleted' from n)
+          select id from n`,
         signal,
       );
       if (rows.length > 0) return true;

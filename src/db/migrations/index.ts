@@ -2,6 +2,7 @@ import type { Migration } from '../migrate.js';
 // `type: 'text'` makes Bun (`bun run src/server.ts`) read the file as text too.
 import notes from './0001_notes.sql' with { type: 'text' };
 import idempotencyRetention from './0002_idempotency_retention.sql' with { type: 'text' };
+import noteChanges from './0003_note_changes.sql' with { type: 'text' };
 
 /**
  * Every migration, in order. The SQL files are bundled into the artifact as
@@ -11,4 +12,5 @@ import idempotencyRetention from './0002_idempotency_retention.sql' with { type:
 export const migrations: Migration[] = [
   { name: '0001_notes.sql', sql: notes },
   { name: '0002_idempotency_retention.sql', sql: idempotencyRetention },
+  { name: '0003_note_changes.sql', sql: noteChanges },
 ];

@@ -1,0 +1,84 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app/create-app.js';
+import { createLogger } from '../../src/runtime/logger.js';
+import { createNote, subscribe } from './feed-helpers.js';
+import { type NotesHarness, notesHarness } from './notes-harness.js';
+
+/**
+ * The change feed, GET /v1/notes/events (src/app/notes/feed.ts), in memory
+ * on a migrated database. A second app on the same database stands for a
+ * second instance: its writes reach this one's subscribers by the poll.
+ */
+
+let harness: NotesHarness;
+let other: ReturnType<typeof createApp>;
+
+beforeAll(async () => {
+  harness = await notesHarness();
+  other = createApp({ config: harness.config, log: createLogger({ level: 'error' }), db: harness.db });
+  return () => harness.close();
+});
+
+describe('the change feed', () => {
+  it("streams the owner's changes in order after a ready event, and none of another owner's", async () => {
+    const feed = await subscribe(harness, 'feed-a');
+    expect(feed.res.headers.get('content-type')).toBe('text/event-stream');
+    const [ready] = await feed.until(1);
+    expect(ready).toMatchObject({ event: 'ready', data: '{}' });
+    await createNote(harness, 'feed-someone-else', 'not theirs');
+    const id = await createNote(harness, 'feed-a', 'first');
+    await harness.call('PATCH', `/v1/notes/${id}`, { user: 'feed-a', body: { title: 'second' } });
+    await harness.call('DELETE', `/v1/notes/${id}`, { user: 'feed-a' });
+    const events = (await feed.until(4)).slice(1);
+    expect(events.map((e) => e.event)).toEqual(['created', 'updated', 'deleted']);
+    expect(events.map((e) => JSON.parse(e.data as string).id)).toEqual([id, id, id]);
+    const ids = events.map((e) => Number(e.id));
+    expect(ids[0]).toBeGreaterThan(Number(ready?.id));
+    expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+  });
+
+  it('resumes after Last-Event-ID with no gap and no duplicate', async () => {
+    const first = await subscribe(harness, 'feed-b');
+    await first.until(1);
+    for (const title of ['one', 'two', 'three']) await createNote(harness, 'feed-b', title);
+    const seen = (await first.until(4)).slice(1);
+    const again = await subscribe(harness, 'feed-b', { 'last-event-id': seen[0]?.id as string });
+    const resumed = await again.until(2);
+    expect(resumed.map((e) => e.id)).toEqual(seen.slice(1).map((e) => e.id));
+  });
+
+  it("delivers another instance's writes by the poll", async () => {
+    const feed = await subscribe(harness, 'feed-c');
+    await feed.until(1);
+    const id = await createNote(harness, 'feed-c', 'from elsewhere', other);
+    const [, created] = await feed.until(2);
+    expect(created).toMatchObject({ event: 'created' });
+    expect(JSON.parse(created?.data as string).id).toBe(id);
+  });
+
+  it('has no gap and no duplicate under concurrent writers on two instances', async () => {
+    const feed = await subscribe(harness, 'feed-d');
+    await feed.until(1);
+    const writes = 40;
+    await Promise.all(
+      Array.from({ length: writes }, (_, i) =>
+        createNote(harness, 'feed-d', `w${i}`, i % 2 === 0 ? harness.app : other),
+      ),
+    );
+    const events = (await feed.until(writes + 1, 20_000)).slice(1);
+    const rows = await harness.sql<{ seq: string }[]>`
+      select seq::text as seq from note_changes where owner = 'feed-d' order by note_changes.seq`;
+    expect(events.map((e) => e.id)).toEqual(rows.map((r) => r.seq));
+  });
+
+  it('answers a Last-Event-ID that is not one of its ids with a 400 problem', async () => {
+    const reply = await harness.call('GET', '/v1/notes/events', { headers: { 'last-event-id': '-1; drop' } });
+    expect(reply.status).toBe(400);
+    expect(reply.json).toMatchObject({ code: 'bad_last_event_id' });
+  });
+
+  it('asks for a token like the rest of /v1', async () => {
+    const res = await harness.app.request('/v1/notes/events');
+    expect(res.status).toBe(401);
+  });
+});
