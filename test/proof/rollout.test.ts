@@ -23,6 +23,9 @@ const NAIVE = '.cache/test/naive-server.mjs';
 
 interface Outcome {
   scenario: string;
+  /** Change-feed subscribers: what each received, against what the database holds (runway only). */
+  feed?: { subscribers: number; reconnects: number[]; delivered: string[]; expected: number } | undefined;
+  errorLines: string[];
   requests: number;
   failed: number;
   failures: Record<string, number>;
@@ -33,7 +36,68 @@ interface Outcome {
   drainMs: number[];
 }
 
-async function rollout(scenario: string, program: string, env: Record<string, string>): Promise<Outcome> {
+const SUBSCRIBERS = 4;
+
+interface Subscriber {
+  /** The ids of the `created` events received, in order. */
+  created: string[];
+  reconnects: number;
+  done: Promise<void>;
+}
+
+/**
+ * A change-feed client as a browser's EventSource is: it reconnects after
+ * every end (a drain's `retry:`, a cut, a refusal) with the last id it saw
+ * as Last-Event-ID, until `stop` aborts.
+ */
+function subscribe(port: number, token: string, stop: AbortSignal): Subscriber {
+  const sub: Subscriber = { created: [], reconnects: -1, done: Promise.resolve() };
+  let last: string | undefined;
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      if (last) headers['last-event-id'] = last;
+      const req = request({ host: '127.0.0.1', port, path: '/v1/notes/events', agent: false, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+          let end = text.indexOf('\n\n');
+          while (end !== -1) {
+            const block = text.slice(0, end);
+            text = text.slice(end + 2);
+            end = text.indexOf('\n\n');
+            const id = /^id: (\d+)$/m.exec(block)?.[1];
+            if (!id) continue;
+            last = id;
+            if (/^event: created$/m.test(block)) sub.created.push(id);
+          }
+        });
+        res.on('close', () => resolve());
+      });
+      const abort = () => req.destroy();
+      stop.addEventListener('abort', abort, { once: true });
+      req.on('close', () => stop.removeEventListener('abort', abort));
+      req.on('error', () => resolve());
+      req.end();
+    });
+  sub.done = (async () => {
+    while (!stop.aborted) {
+      sub.reconnects++;
+      await once();
+      // A client's retry delay, shorter than the 1 s the server suggests, so the test runs quicker.
+      if (!stop.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return sub;
+}
+
+async function rollout(
+  scenario: string,
+  program: string,
+  env: Record<string, string>,
+  { subscribers = 0 } = {},
+): Promise<Outcome> {
   const url = await freshDatabase();
   const migrate = spawnProgram('dist/server.js', { DATABASE_URL: url }, ['migrate']);
   expect((await migrate.exited).code).toBe(0);
@@ -43,6 +107,7 @@ async function rollout(scenario: string, program: string, env: Record<string, st
   const waitFor = program === NAIVE ? 'none' : 'started';
   const launch = (name: 'a' | 'b') => startFixture({ ...base, PORT: String(ports[name]) }, waitFor, { program });
   const instances: Record<'a' | 'b', Fixture> = { a: await launch('a'), b: await launch('b') };
+  const everyInstance: Fixture[] = [instances.a, instances.b];
   const proxy = await startHaproxy(await freePort(), [
     { name: 'a', port: ports.a },
     { name: 'b', port: ports.b },
@@ -79,6 +144,10 @@ async function rollout(scenario: string, program: string, env: Record<string, st
   expect(seeded).toBe(201);
   const seedSql = postgres(url, { max: 1, onnotice: () => {} });
   const [seed] = await seedSql<{ id: string }[]>`select id from notes where title = 'seed'`;
+  // Subscribed before the load: every note the load creates must reach every subscriber, once, in order.
+  const stopFeed = new AbortController();
+  const subs = Array.from({ length: subscribers }, () => subscribe(proxy.port, token, stopFeed.signal));
+  const [startSeq] = await seedSql<{ seq: string }[]>`select coalesce(max(seq), 0)::text as seq from note_changes`;
 
   // The load: open loop, a fixed rate, until the rollout is over.
   let running = true;
@@ -117,6 +186,7 @@ async function rollout(scenario: string, program: string, env: Record<string, st
       const complete = old.logs.find((line) => line.message === 'shutdown complete');
       if (complete) drainMs.push(complete.drainMs as number);
       instances[name] = await launch(name);
+      everyInstance.push(instances[name]);
       await proxy.waitForState(name, 'UP');
       restarts++;
     }
@@ -130,7 +200,28 @@ async function rollout(scenario: string, program: string, env: Record<string, st
     select title, count(*)::int as count from notes where title like 'rollout-%' group by title`;
   const counts = new Map(rows.map((row) => [row.title, row.count]));
   const writesMissingOrDoubled = okWrites.filter((title) => counts.get(title) !== 1).length;
+  // Every note created after the subscribers started, in the order of its seq.
+  const createdRows = await seedSql<{ seq: string }[]>`
+    select seq::text as seq from note_changes
+    where kind = 'created' and note_changes.seq > ${startSeq?.seq ?? '0'}::bigint order by note_changes.seq`;
+  const expected = createdRows.map((row) => row.seq);
+  // The subscribers catch up (bounded), then stop.
+  const caughtUp = async () => {
+    for (let tries = 0; tries < 200; tries++) {
+      if (subs.every((sub) => sub.created.length >= expected.length)) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  await caughtUp();
+  stopFeed.abort();
+  await Promise.all(subs.map((sub) => sub.done));
   await seedSql.end({ timeout: 1 });
+  const wanted = expected.join(',');
+  const delivered = subs.map((sub) =>
+    sub.created.join(',') === wanted
+      ? 'every created note, once, in order'
+      : `${sub.created.length} of ${expected.length}, ${new Set(sub.created).size} distinct, in order: ${sub.created.every((id, i) => i === 0 || Number(id) > Number(sub.created[i - 1]))}`,
+  );
 
   for (const name of ['a', 'b'] as const) {
     instances[name].proc.kill('SIGTERM');
@@ -138,8 +229,15 @@ async function rollout(scenario: string, program: string, env: Record<string, st
   }
   await proxy.stop();
   const failed = Object.values(failures).reduce((sum, n) => sum + n, 0);
+  const errorLines = everyInstance.flatMap((instance) =>
+    instance.logs.filter((line) => line.severity === 'ERROR').map((line) => line.message),
+  );
   return {
     scenario,
+    feed: subscribers
+      ? { subscribers, reconnects: subs.map((sub) => sub.reconnects), delivered, expected: expected.length }
+      : undefined,
+    errorLines,
     requests,
     failed,
     failures,
@@ -159,6 +257,10 @@ function report(outcome: Outcome) {
       `${outcome.writesOk} writes answered 2xx (${outcome.writesMissingOrDoubled} missing or doubled in the database),`,
       `${outcome.restarts} restarts, exit codes ${JSON.stringify(outcome.exitCodes)}, drain per instance ${drains}`,
       outcome.drainMs.length ? `(${outcome.drainMs.join(', ')} ms)` : '',
+      outcome.feed
+        ? `; ${outcome.feed.subscribers} change-feed subscribers, ${outcome.feed.expected} notes created, reconnects ${JSON.stringify(outcome.feed.reconnects)}: ${JSON.stringify(outcome.feed.delivered)}`
+        : '',
+      outcome.errorLines.length ? `; ERROR lines ${JSON.stringify(outcome.errorLines)}` : '',
     ].join(' '),
   );
 }
@@ -168,9 +270,18 @@ describe('rolling restarts behind HAProxy', () => {
     await build({ ...bundleOptions, entryPoints: ['test/proof/naive-server.ts'], outfile: NAIVE });
   });
 
-  it('loses no request and no write through five rolling restarts of both instances', async () => {
-    const outcome = await rollout('runway, SHUTDOWN_DELAY_MS=1000', 'dist/server.js', { SHUTDOWN_DELAY_MS: '1000' });
+  it('loses no request, no write and no change-feed event through five rolling restarts of both instances', async () => {
+    const outcome = await rollout(
+      'runway, SHUTDOWN_DELAY_MS=1000',
+      'dist/server.js',
+      { SHUTDOWN_DELAY_MS: '1000' },
+      { subscribers: SUBSCRIBERS },
+    );
     report(outcome);
+    expect(outcome.feed?.delivered).toEqual(Array(SUBSCRIBERS).fill('every created note, once, in order'));
+    // Each reconnected at least once per restart it was connected to: the drains ended their streams.
+    for (const reconnects of outcome.feed?.reconnects ?? []) expect(reconnects).toBeGreaterThanOrEqual(CYCLES);
+    expect(outcome.errorLines).toEqual([]);
     expect(outcome.restarts).toBe(2 * CYCLES);
     expect(outcome.failures).toEqual({});
     expect(outcome.writesOk).toBeGreaterThan(100);
