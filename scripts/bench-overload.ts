@@ -1,10 +1,20 @@
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { clientIp, parseTrust } from '../src/runtime/client-ip.js';
 import { createLoadShedder } from '../src/runtime/load-shedder.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { createRateLimiter } from '../src/runtime/rate-limit.js';
-import { DURATION_S, type Program, quantile, rssMb, start, stop, waitFor200, wrk, wrkAsync } from './bench-lib.js';
+import {
+  cpuTicks,
+  DURATION_S,
+  type Program,
+  quantile,
+  rssMb,
+  start,
+  stop,
+  waitFor200,
+  wrk,
+  wrkAsync,
+} from './bench-lib.js';
 import { freePort } from './free-port.js';
 
 /**
@@ -171,13 +181,6 @@ export async function guardCost(runwayApp: string, path: string, rounds: number)
     cpuUsOn: quantile(cpu.on, 0.5),
     cpuUsOff: quantile(cpu.off, 0.5),
   };
-}
-
-/** utime + stime of a process, in clock ticks (10 ms each on Linux). */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
 }
 
 /**

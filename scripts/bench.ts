@@ -5,6 +5,7 @@ import { barChart } from './bench-chart.js';
 import { benchDatabase } from './bench-db.js';
 import { DURATION_S, get, type Program, quantile, rssMb, start, stop, waitFor200, wrk, wrkAsync } from './bench-lib.js';
 import { benchOverload, guardCost, guardNanoseconds, OVERLOAD_DELAY_MS } from './bench-overload.js';
+import { benchStreams, type StreamRow } from './bench-streams.js';
 import { bundleOptions } from './bundle-options.js';
 import { freePort } from './free-port.js';
 import { ensureNode24 } from './node24.js';
@@ -22,7 +23,7 @@ import { runtime } from './runtimes.js';
  * Knobs: BENCH_SPAWNS (cold starts per program, default 21), BENCH_DURATION_S
  * (wrk seconds, default 5), BENCH_ROUNDS (runs per row, median kept, default
  * 3), BENCH_ONLY (comma list of sections: startup, throughput, drain,
- * overload, guards, runtimes, notes), BENCH_OVERLOAD_DELAY_MS (the shedding bound
+ * overload, guards, runtimes, notes, streams), BENCH_OVERLOAD_DELAY_MS (the shedding bound
  * of the overload rows, default 50), BENCH_DATABASE_URL (else TEST_DATABASE_URL,
  * else the local server).
  */
@@ -391,6 +392,28 @@ const notesTable =
         ),
       ].join('\n');
 
+// ---- streams: server-sent events to 1 000 subscribers, Hono's streamSSE on plain serve() against runway's helper
+const streams: StreamRow[] = runs('streams')
+  ? await benchStreams(
+      (['hono', 'runway'] as const).map((peer) => ({ name: peerNames[peer], file: peerFiles[peer], env: quiet })),
+    )
+  : [];
+const streamsTable = streams.length
+  ? [
+      `Streams: ${streams[0]?.subscribers} subscribers each reading GET /sse (${(streams[0]?.events ?? 0) / (streams[0]?.subscribers ?? 1)} events of ~100 bytes, sent as fast as they are taken).`,
+      '',
+      '| server | events/s | server CPU per event (µs) | seconds | peak RSS (MB) | subscribers cut short |',
+      '|---|---|---|---|---|---|',
+      ...streams.map(
+        (row) =>
+          `| ${row.server} | ${fmt(row.eventsPerSecond)} | ${row.cpuUsPerEvent.toFixed(1)} | ${row.seconds.toFixed(2)} | ${fmt(row.peakRssMb)} | ${row.incomplete} |`,
+      ),
+      streams.length === 2
+        ? `\nrunway / Hono serve(): ${ratio(streams[1]?.eventsPerSecond, streams[0]?.eventsPerSecond)} events/s, ${ratio(streams[1]?.cpuUsPerEvent, streams[0]?.cpuUsPerEvent)} CPU per event.`
+        : '',
+    ].join('\n')
+  : '';
+
 const meta = {
   date: new Date().toISOString(),
   node: process.version,
@@ -401,14 +424,16 @@ const meta = {
   sections: ONLY ?? 'all',
 };
 const header = `node ${meta.node} (and ${meta.node24}), ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}, ${meta.date.slice(0, 10)}`;
-const report = [header, peerTable, overloadTable, guardTable, runtimeTable, notesTable].filter(Boolean).join('\n\n');
+const report = [header, peerTable, overloadTable, guardTable, runtimeTable, notesTable, streamsTable]
+  .filter(Boolean)
+  .join('\n\n');
 console.log(`\n${report}`);
 
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
 writeFileSync(
   file,
-  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes }, null, 2)}\n`,
+  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes, streams }, null, 2)}\n`,
 );
 console.log(`\nwritten to ${file}`);
 
