@@ -51,6 +51,8 @@ interface Scope extends WebScope {
   reservedBytes: number;
   /** Its route's own settings (route-settings.ts), once the app is loaded. */
   limits: RouteLimits | undefined;
+  /** Its answer is a stream still being sent: it stays in flight until the body ends. */
+  streaming: boolean;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
@@ -96,6 +98,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       refused: false,
       reservedBytes: 0,
       limits: undefined,
+      streaming: false,
     };
     const verdict = admission.arrive(() => scope.clientIp, running);
     if (verdict.refusal) return finish(refused(request, scope, verdict.refusal), scope, verdict.rateHeaders);
@@ -116,12 +119,52 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       response = problem(runtimeProblems.internal(), requestId);
     } finally {
       request.signal.removeEventListener('abort', onClientGone);
-      inFlight.remove(scope);
       if (scope.reservedBytes > 0) bodies.release(scope.reservedBytes);
     }
     const done = finish(response, scope, verdict.rateHeaders);
     if (!scope.refused) logLine(request, path, done, scope);
-    return done;
+    if (!isStream(done)) {
+      inFlight.remove(scope);
+      return done;
+    }
+    return tracked(done, scope);
+  };
+
+  // A stream's body is the runtime's to send once handle() returns: read
+  // through this wrapper, its request stays in flight until the body ends or
+  // the client cancels it, so the drain waits for it (and counts it at the
+  // deadline) as on node:http. A client that goes mid-stream aborts its signal.
+  const tracked = (response: Response, scope: Scope): Response => {
+    scope.streaming = true;
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      inFlight.remove(scope);
+    };
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            end();
+            controller.close();
+          } else {
+            controller.enqueue(value);
+          }
+        } catch (error) {
+          end();
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
+        end();
+        if (!closing) scope.controller.abort(new ClientGoneError());
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
   const serveApp = async (request: Request, path: string, scope: Scope): Promise<Response> => {
@@ -318,11 +361,12 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     },
     waitForInFlight: inFlight.wait,
     async forceClose(reason) {
+      let streams = 0;
+      for (const scope of inFlight.items) if (scope.streaming) streams++;
       const requests = await inFlight.abortAll((scope) => scope.controller.abort(reason));
       closeConnections();
       deadlines.stop();
-      // A streamed body is the runtime's to send once handle() returned its Response: not tracked here.
-      return { requests, streams: 0 };
+      return { requests, streams };
     },
   };
 }
@@ -375,4 +419,19 @@ async function readLimited(
     offset += chunk.byteLength;
   }
   return { ok: true, body };
+}
+
+/**
+ * Answers whose body is a stream of unknown length: Hono's stream helpers
+ * (streamSSE, stream, streamText) mark theirs `Transfer-Encoding: chunked`,
+ * and server-sent events are typed. Any other body is sent whole by the
+ * runtime, and is not waited for.
+ */
+function isStream(response: Response): boolean {
+  if (response.body === null) return false;
+  const headers = response.headers;
+  return (
+    headers.get('transfer-encoding') === 'chunked' ||
+    (headers.get('content-type') ?? '').startsWith('text/event-stream')
+  );
 }

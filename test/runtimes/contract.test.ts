@@ -69,6 +69,31 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
     await hung;
   });
 
+  it('ends an event stream at the drain with a retry hint and a proper end, and exits 0 with no ERROR line', async () => {
+    const server = await start({ SHUTDOWN_DELAY_MS: '0' });
+    const stream = await rawConnect(server.port);
+    stream.socket.write('GET /events?everyMs=50 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await server.waitForLog((line) => line.message === 'stream started');
+    server.proc.kill('SIGTERM');
+    await stream.closed;
+    expect(stream.received()).toMatch(/retry: 500\n\n\r\n0\r\n\r\n$/);
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
+  it('waits for a stream that ignores the drain, aborts it at the deadline and counts it', async () => {
+    const server = await start({ SHUTDOWN_DELAY_MS: '0', GRACEFUL_TIMEOUT_MS: '500' });
+    const stream = await rawConnect(server.port);
+    stream.socket.write('GET /raw-stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    await server.waitForLog((line) => line.message === 'raw stream started');
+    server.proc.kill('SIGTERM');
+    const forced = await server.waitForLog(
+      (line) => line.message === 'drain deadline reached, closed in-flight requests',
+    );
+    expect(forced).toMatchObject({ inFlight: 1, streams: 1 });
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+  });
+
   it('answers 503 handler_timeout at the handler deadline and aborts the request signal', async () => {
     const server = await start({ HANDLER_TIMEOUT_MS: '300' });
     const reply = await fetchRaw(server.port, '/hang');
