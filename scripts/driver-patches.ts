@@ -186,23 +186,42 @@ export const postgresPatches: SourcePatch[] = [
       'It leaves the pool at once, as end() takes a connection out, so no query is routed to it while it closes; the ' +
       'pool opens a new one when one is needed. The cost is that reconnect after an aborted query. Still exposed: a ' +
       'query postgres.js pipelined behind the cancelled one (it does so on busy connections when the pool is ' +
-      'saturated) may take the late cancel; it then fails with 57014 (a 503), never with wrong rows.',
+      'saturated) may take the late cancel while it runs; it then fails with 57014 (a 503), never with wrong rows. ' +
+      'Queries sent after the pipeline drained do not: the connection is closed then (the next patch).',
     find: '  function ReadyForQuery(x) {\n    if (query) {\n',
     replace: ['  function ReadyForQuery(x) {', '    const finished = query', '    if (query) {', ''].join('\n'),
   },
   {
     file: 'src/connection.js',
     upstream: 'no upstream report found',
-    why: 'The hand-over the patch above holds back: after the pipelined queries, before the pool or a transaction gets the connection.',
+    why:
+      'The hand-over the patch above holds back: after the queries pipelined behind the cancelled one (the hostile ' +
+      'review saw a query sent after both answered 503 query_timeout when the late cancel arrived, 5 runs of 6), ' +
+      'before the pool or a transaction gets the connection.',
     find: '    if (query)\n      return // Consider opening if able and sent.length < 50\n',
     replace: [
+      // Remembered across the queries pipelined behind it: the hand-over comes only after the last of them.
+      '    finished && finished.cancelInFlight && (connection.lateCancel = finished)',
       '    if (query)',
       '      return // Consider opening if able and sent.length < 50',
       '',
-      '    if (finished && finished.cancelInFlight)',
-      '      return (!connection.reserved && onend(connection), terminate())',
+      '    if (connection.lateCancel && connection.lateCancel.cancelInFlight)',
+      '      return (connection.lateCancel = null, !connection.reserved && onend(connection), terminate())',
+      '    connection.lateCancel = null',
       '',
     ].join('\n'),
+  },
+  {
+    file: 'src/connection.js',
+    upstream: 'porsager/postgres#1181',
+    why:
+      'The row counter is reset by CommandComplete only. A query that fails after sending some rows (a division by ' +
+      'zero at the third row, a cancel that lands mid-result) never gets one, so the next query on that connection ' +
+      'stores its first row at that index: `[undefined, undefined, {x: 1}]`, and `const [row] = ...` reads a hole (the ' +
+      'hostile review saw 404 note_not_found for existing notes under client aborts). Reset it with the rest of the ' +
+      "query's state at ReadyForQuery.",
+    find: '    query = results = errorResponse = null\n    result = new Result()\n',
+    replace: '    query = results = errorResponse = null\n    rows = 0\n    result = new Result()\n',
   },
 ];
 

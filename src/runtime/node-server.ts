@@ -21,10 +21,10 @@ import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
-import type { LimitsFor } from './route-settings.js';
+import { absoluteUrl, type LimitsFor } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
-import { checkWriteProgress } from './write-progress.js';
+import { checkWriteProgress, forgetWriteWindow } from './write-progress.js';
 
 /**
  * The node:http edge: it translates between node:http and the runtime's
@@ -119,6 +119,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     inFlight.remove(state);
     release(state);
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
+    forgetWriteWindow(state.req.socket);
     if (!state.res.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
@@ -266,7 +267,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
 
   // A route's own settings are known once the app is: looked up when the request is dispatched or its body read.
   const routeOf = (state: RequestState) => {
-    if (limitsFor) state.limits = limitsFor(state.req.method ?? 'GET', state.req.url ?? '/');
+    if (limitsFor) state.limits = limitsFor(state.req.method ?? 'GET', absoluteUrl(state.req.url ?? '/'));
   };
 
   const readThenDispatch = async (state: RequestState) => {

@@ -74,6 +74,8 @@ export interface WebScope {
   clientIp: string;
   controller: AbortController;
   drainSignal: AbortSignal;
+  /** Set while a streamed body is being sent: errors it, so the runtime drops the connection. */
+  cut?: (() => void) | undefined;
 }
 
 /** The app's bindings on every runtime: node:http's `incoming`, or the web adapters' `runway`. */
@@ -138,6 +140,18 @@ export function drainSignalOf(c: WithIncoming): AbortSignal {
 }
 
 const neverAborted = new AbortController().signal;
+
+/**
+ * Ends this request's connection now, whatever is still buffered for it:
+ * for a client that does not take what it is sent (sse.ts cuts one that
+ * ignores the drain's retry hint). Outside the runway server it does nothing.
+ */
+export function cutConnectionOf(c: WithIncoming): void {
+  const found = find(c);
+  if (!found) return;
+  if (found.web) return found.web.cut?.();
+  found.state.res.destroy();
+}
 
 /** The request id echoed in `X-Request-Id` and written on every log line of the request. */
 export function requestIdOf(c: WithIncoming): string {

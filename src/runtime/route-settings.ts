@@ -1,4 +1,5 @@
 import { PatternRouter } from 'hono/router/pattern-router';
+import { getPath } from 'hono/utils/url';
 import * as v from 'valibot';
 
 /**
@@ -26,9 +27,24 @@ const whole = (min: number, max: number) =>
     v.maxValue(max, `expected a whole number from ${min} to ${max}`),
   );
 
+function isPattern(path: string): boolean {
+  try {
+    const probe = new PatternRouter<true>();
+    probe.add('GET', path, true);
+    probe.match('GET', '/');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const RouteSettingSchema = v.strictObject({
   method: v.optional(v.picklist(METHODS, `expected one of ${METHODS.join(', ')}`)),
-  path: v.pipe(v.string(), v.startsWith('/', 'expected a path pattern starting with /')),
+  path: v.pipe(
+    v.string(),
+    v.startsWith('/', 'expected a path pattern starting with /'),
+    v.check(isPattern, 'expected a Hono path pattern (one the router accepts)'),
+  ),
   bodyLimitBytes: v.optional(whole(0, 2 ** 40)),
   handlerTimeoutMs: v.optional(whole(1, MAX_TIMEOUT_MS)),
   writeTimeoutMs: v.optional(whole(1, MAX_TIMEOUT_MS)),
@@ -45,7 +61,8 @@ export interface RouteLimits {
   readonly writeMinRateBps?: number | undefined;
 }
 
-export type LimitsFor = (method: string, path: string) => RouteLimits | undefined;
+/** `url`: the request's absolute URL (`absoluteUrl` makes one of node:http's target). */
+export type LimitsFor = (method: string, url: string) => RouteLimits | undefined;
 
 export class RouteSettingsError extends Error {
   constructor(readonly problems: string[]) {
@@ -70,9 +87,15 @@ export function compileRouteSettings(table: unknown): LimitsFor | undefined {
   if (parsed.output.length === 0) return undefined;
   const router = new PatternRouter<RouteLimits>();
   for (const { method, path, ...limits } of parsed.output) router.add(method ?? 'ALL', path, limits);
-  return (method, pathAndQuery) => {
-    const query = pathAndQuery.indexOf('?');
-    const path = query === -1 ? pathAndQuery : pathAndQuery.slice(0, query);
-    return router.match(method, path)[0][0]?.[0];
+  return (method, url) => {
+    // The path as the app's router sees it (Hono's own getPath: percent-decoded, no query), and HEAD
+    // as the GET it is served by: `/%73mall`, `http://host/small` and HEAD /small are /small's.
+    const path = getPath({ url } as Request);
+    return router.match(method === 'HEAD' ? 'GET' : method, path)[0][0]?.[0];
   };
+}
+
+/** A request target as node:http gives it (origin- or absolute-form), as the absolute URL a router reads. */
+export function absoluteUrl(target: string): string {
+  return target.startsWith('/') ? `http://h${target}` : target;
 }

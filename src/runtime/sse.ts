@@ -4,7 +4,7 @@ import * as v from 'valibot';
 import { DrainStartedError, RequestAbortedError } from './abort-reasons.js';
 import type { Logger } from './logger.js';
 import { HttpProblem } from './problem.js';
-import { drainSignalOf, loggerOf, signalOf, type WithIncoming } from './request-context.js';
+import { cutConnectionOf, drainSignalOf, loggerOf, signalOf, type WithIncoming } from './request-context.js';
 
 /**
  * Server-sent events that do the right thing through timeouts and the drain,
@@ -35,6 +35,8 @@ export type EventLoop = (stream: SSEStreamingApi, signal: AbortSignal) => Promis
 
 const DEFAULT_RETRY_MS = 1_000;
 const DEFAULT_HEARTBEAT_MS = 15_000;
+// At the drain, how long the retry hint may wait for a client to take it.
+const RETRY_WRITE_MS = 1_000;
 
 export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOptions = {}): Response {
   const { retryMs = DEFAULT_RETRY_MS, heartbeatMs = DEFAULT_HEARTBEAT_MS } = options;
@@ -61,11 +63,14 @@ export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOp
           }, heartbeatMs / 2)
         : undefined;
     // Caught here: once the stream has ended the loop may still settle, with nobody awaiting it.
-    const running = loop(stream, signal).catch((error: unknown) => {
-      if (error instanceof RequestAbortedError || error instanceof DrainStartedError) return;
-      if (signal.aborted && error === signal.reason) return;
-      log.error('event stream failed', { error: error instanceof Error ? error.message : String(error) });
-    });
+    // Called from a promise, so a loop that throws at once is caught the same way (and the heartbeat cleared).
+    const running = Promise.resolve()
+      .then(() => loop(stream, signal))
+      .catch((error: unknown) => {
+        if (error instanceof RequestAbortedError || error instanceof DrainStartedError) return;
+        if (signal.aborted && error === signal.reason) return;
+        log.error('event stream failed', { error: error instanceof Error ? error.message : String(error) });
+      });
     try {
       // The loop runs until it returns, or the stream must end: whichever is first.
       await Promise.race([running, ended]);
@@ -78,18 +83,30 @@ export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOp
         // (measured: the loop hung for good after a write timeout).
         stream.abort();
       } else if (drain.aborted && !stream.aborted) {
-        await stream.write(`retry: ${retryMs}\n\n`);
+        // A client that stopped reading never takes the hint: its write would wait on backpressure
+        // past the drain's deadline (an exit 1 for one idle tab). It gets RETRY_WRITE_MS, then the cut.
+        const sent = await Promise.race([
+          stream.write(`retry: ${retryMs}\n\n`).then(() => true),
+          new Promise<false>((resolve) => setTimeout(resolve, RETRY_WRITE_MS, false)),
+        ]);
+        if (!sent) {
+          log.warn('event stream cut at the drain: the client did not take the retry hint', {
+            retryWriteMs: RETRY_WRITE_MS,
+          });
+          stream.abort();
+          cutConnectionOf(c);
+        }
       }
     }
   });
 }
 
 /** The request's logger; outside the runway server (`app.request()` in a test), the console. */
-function loggerOrConsole(c: Context): Pick<Logger, 'error'> {
+function loggerOrConsole(c: Context): Pick<Logger, 'error' | 'warn'> {
   try {
     return loggerOf(c);
   } catch {
-    return { error: (message, fields) => console.error(message, fields) };
+    return { error: (message, fields) => console.error(message, fields), warn: () => {} };
   }
 }
 

@@ -144,6 +144,13 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       inFlight.remove(scope);
     };
     const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        scope.cut = () => {
+          end();
+          controller.error(new Error('connection cut'));
+          void reader.cancel().catch(() => {});
+        };
+      },
       async pull(controller) {
         try {
           const { done, value } = await reader.read();
@@ -171,7 +178,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     const ready = app ?? (await loadedApp(scope));
     if (ready === 'starting') return problem(runtimeProblems.starting(), scope.requestId);
     if (!ready) return problem(runtimeProblems.notStarted(), scope.requestId);
-    if (ready.limitsFor) scope.limits = ready.limitsFor(request.method, path);
+    if (ready.limitsFor) scope.limits = ready.limitsFor(request.method, request.url);
     let forApp = request;
     if (request.body && request.headers.get('content-length') !== '0') {
       const body = await readBody(request, scope);

@@ -83,3 +83,12 @@ export function checkWriteProgress(
   s[windowKey] = { startedAt: now, takenAtStart: taken };
   return undefined;
 }
+
+/**
+ * Forgets the socket's window when a response ends: the next response on a
+ * keep-alive socket starts its own, so time the socket spent idle between
+ * them (no sweep looks at an idle socket) is never counted against it.
+ */
+export function forgetWriteWindow(socket: Socket): void {
+  (socket as NodeSocket)[windowKey] = undefined;
+}

@@ -352,3 +352,44 @@ describe('a cancel that arrives after its query ended', () => {
     expect(faults).toEqual([]);
   });
 });
+
+describe('the query after one that failed part-way through its rows (porsager/postgres#1181)', () => {
+  it("gets its own rows from the first index, not after the failed one's", async () => {
+    const faults = processFaults();
+    const sql = driver();
+    // Fails with 22012 at the third row, after two rows were sent.
+    const failed = await outcomeWithin(sql`select 1 / (3 - x) as v from generate_series(1, 5) as x`);
+    expect(failed).toMatchObject(rejectedWith('22012'));
+    const next = await sql`select 1 as x`;
+    expect(next.length).toBe(1);
+    expect([...next]).toEqual([{ x: 1 }]);
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+});
+
+describe('a cancel that arrives after its query and the queries pipelined behind it ended', () => {
+  it('does not cancel a query sent after them: the connection is closed once the pipeline drained', async () => {
+    const faults = processFaults();
+    const proxy = await cancelHoldingProxy(cluster.port);
+    const sql = driver({}, via(proxy.port));
+    await sql`select 1`;
+    const first = sql`select pg_sleep(0.3), 'first-p' as v`;
+    const outcomeFirst = outcomeWithin(first);
+    // One connection, busy: postgres.js pipelines this one behind the first.
+    const behind = outcomeWithin(sql`select 'behind' as v`);
+    const firstPid = await untilRunning(admin, "'first-p' as v");
+    const cancel = Promise.resolve(first.cancel()).catch(() => {});
+    await proxy.cancelArrived();
+    expect(await outcomeFirst).toMatchObject({ status: 'resolved' });
+    expect(await behind).toEqual({ status: 'resolved', value: [{ v: 'behind' }] });
+    const later = outcomeWithin(sql`select pg_sleep(0.3), 'later' as v`);
+    const laterPid = await untilRunning(admin, "'later' as v");
+    proxy.release();
+    await cancel;
+    expect(await later).toMatchObject({ status: 'resolved', value: [{ v: 'later' }] });
+    expect(laterPid).not.toBe(firstPid);
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileRouteSettings, RouteSettingsError } from '../../src/runtime/route-settings.js';
+import { absoluteUrl, compileRouteSettings, RouteSettingsError } from '../../src/runtime/route-settings.js';
 import { fetchRaw, fixtureProgram, rawConnect, startFixture } from '../helpers.js';
 
 /** A route's own body limit, handler deadline and write timeout (src/runtime/route-settings.ts). */
@@ -11,11 +11,23 @@ describe('route settings, as the app declares them', () => {
       { path: '/v1/notes/:id', bodyLimitBytes: 10 },
       { path: '/v1/*', handlerTimeoutMs: 5_000 },
     ]);
-    expect(limitsFor?.('GET', '/v1/notes/events?after=3')).toEqual({ handlerTimeoutMs: 1_000 });
-    expect(limitsFor?.('PATCH', '/v1/notes/abc')).toEqual({ bodyLimitBytes: 10 });
-    expect(limitsFor?.('POST', '/v1/notes/events')).toEqual({ bodyLimitBytes: 10 });
-    expect(limitsFor?.('GET', '/v1/other')).toEqual({ handlerTimeoutMs: 5_000 });
-    expect(limitsFor?.('GET', '/elsewhere')).toBeUndefined();
+    const at = (path: string) => `http://h${path}`;
+    expect(limitsFor?.('GET', at('/v1/notes/events?after=3'))).toEqual({ handlerTimeoutMs: 1_000 });
+    expect(limitsFor?.('PATCH', at('/v1/notes/abc'))).toEqual({ bodyLimitBytes: 10 });
+    expect(limitsFor?.('POST', at('/v1/notes/events'))).toEqual({ bodyLimitBytes: 10 });
+    expect(limitsFor?.('GET', at('/v1/other'))).toEqual({ handlerTimeoutMs: 5_000 });
+    expect(limitsFor?.('GET', at('/elsewhere'))).toBeUndefined();
+  });
+
+  it('matches the path the app routes on: percent-encoded, absolute-form, and HEAD as GET', () => {
+    const limitsFor = compileRouteSettings([
+      { method: 'POST', path: '/small', bodyLimitBytes: 100 },
+      { method: 'GET', path: '/slow', handlerTimeoutMs: 1_500 },
+    ]);
+    expect(limitsFor?.('POST', absoluteUrl('/%73mall'))).toEqual({ bodyLimitBytes: 100 });
+    expect(limitsFor?.('POST', absoluteUrl('http://x/small'))).toEqual({ bodyLimitBytes: 100 });
+    expect(limitsFor?.('HEAD', absoluteUrl('/slow'))).toEqual({ handlerTimeoutMs: 1_500 });
+    expect(limitsFor?.('GET', absoluteUrl('/%73low?x=1'))).toEqual({ handlerTimeoutMs: 1_500 });
   });
 
   it('is nothing to look up when there are none', () => {
@@ -29,6 +41,7 @@ describe('route settings, as the app declares them', () => {
         { path: 'no-slash' },
         { path: '/a', handlerTimeoutMs: 0, writeMinRateBps: 1.5 },
         { method: 'FETCH', path: '/b', bodyLimit: 5 },
+        { path: '/a/:id{[}' },
       ]);
     } catch (caught) {
       error = caught;
@@ -40,6 +53,7 @@ describe('route settings, as the app declares them', () => {
       'routeSettings[1].writeMinRateBps: expected a whole number from 0 to 1073741824',
       'routeSettings[2].method: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
       expect.stringMatching(/^routeSettings\[2\]\.bodyLimit: /),
+      'routeSettings[3].path: expected a Hono path pattern (one the router accepts)',
     ]);
   });
 });

@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { fetchRaw, startFixture } from '../helpers.js';
+import { fetchRaw, rawConnect, startFixture } from '../helpers.js';
 
 /**
  * Long-lived responses on a real socket through the timeouts and the drain:
@@ -36,6 +37,26 @@ function openStream(port: number, path: string, headers: Record<string, string> 
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * Polls (no event tells it) the kernel's send queue of the server's end of a
+ * connection until it holds a megabyte and has stopped growing for 100 ms:
+ * the kernel takes no more, and the server's writes wait on backpressure.
+ */
+async function untilSendQueueFull(serverPort: number, clientPort: number): Promise<void> {
+  let last = -1;
+  let still = 0;
+  for (let tries = 0; tries < 500; tries++) {
+    const filter = `( sport = :${serverPort} and dport = :${clientPort} )`;
+    const out = execFileSync('ss', ['-tnH', 'state', 'established', filter], { encoding: 'utf8' });
+    const sendQueue = Number(out.trim().split(/\s+/)[1] ?? 0);
+    still = sendQueue === last ? still + 1 : 0;
+    last = sendQueue;
+    if (sendQueue > 1024 * 1024 && still >= 5) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`the send queue never filled (${last} bytes)`);
 }
 
 const eventIds = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
@@ -89,6 +110,34 @@ describe('a stream through the drain', () => {
     expect(text.endsWith('retry: 500\n\n')).toBe(true);
     expect((await server.exited).code).toBe(0);
     expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+  });
+
+  it('cuts a client that does not take the retry hint within a second, and the exit stays 0', async () => {
+    const server = await startFixture({ SHUTDOWN_DELAY_MS: '0', GRACEFUL_TIMEOUT_MS: '5000' });
+    const reader = await openStream(server.port, '/events?everyMs=50');
+    // Fast and never read: its socket's buffers are full when the drain comes.
+    const paused = await rawConnect(server.port);
+    paused.socket.pause();
+    paused.socket.write('GET /events?everyMs=1&bytes=65536 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await untilSendQueueFull(server.port, paused.socket.localPort as number);
+    server.proc.kill('SIGTERM');
+    expect(await reader.done).toBe('ended');
+    expect(reader.text().endsWith('retry: 500\n\n')).toBe(true);
+    expect((await server.exited).code).toBe(0);
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+    expect(server.logs.find((line) => line.message.startsWith('event stream cut at the drain'))).toMatchObject({
+      severity: 'WARNING',
+    });
+  });
+
+  it('logs a loop that throws at once, on the request logger, and sends nothing of it', async () => {
+    const server = await startFixture();
+    const stream = await openStream(server.port, '/events-throw');
+    expect(await stream.done).toBe('ended');
+    expect(stream.text()).not.toContain('throws at once');
+    const failed = await server.waitForLog((line) => line.message === 'event stream failed');
+    expect(failed).toMatchObject({ severity: 'ERROR', error: 'a loop that throws at once' });
+    expect(server.stderr()).toBe('');
   });
 
   it('resumes after Last-Event-ID on a new instance, with no gap and no duplicate', async () => {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { checkWriteProgress } from '../../src/runtime/write-progress.js';
+import { checkWriteProgress, forgetWriteWindow } from '../../src/runtime/write-progress.js';
 
 /**
  * The write timeout's rule (write-progress.ts) on the numbers a socket
@@ -83,5 +83,19 @@ describe('the write timeout, judged by progress', () => {
     expect(checkWriteProgress(socket, 1_900, options)).toBeUndefined();
     expect(checkWriteProgress(socket, 2_800, options)).toBeUndefined();
     expect(checkWriteProgress(socket, 2_900, options)).toBe('stalled');
+  });
+
+  it('starts the next response on a keep-alive socket with a window of its own', () => {
+    const { socket, write, take } = socketReading();
+    // The first response's window began at 0 and its last bytes were still owed at its end.
+    write(100);
+    expect(checkWriteProgress(socket, 0, options)).toBeUndefined();
+    take(100);
+    forgetWriteWindow(socket);
+    // An idle minute, no sweep; then the next response owes bytes.
+    write(64 * 1024);
+    expect(checkWriteProgress(socket, 60_000, options)).toBeUndefined();
+    take(1_000);
+    expect(checkWriteProgress(socket, 60_900, options)).toBeUndefined();
   });
 });
