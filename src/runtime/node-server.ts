@@ -65,6 +65,22 @@ const LINGER_MS = 1_000;
 const CLOSE_WAIT_MS = 200;
 // An answer with no more than this waiting in the socket's buffer holds no in-flight slot.
 const HELD_ANSWER_BYTES = 64 * 1024;
+// Requests pipelined on one socket beyond which it is no longer read, until half of them are answered.
+const MAX_QUEUED = 32;
+const pausedKey = Symbol('runway.pausedReading');
+type PausableSocket = Socket & { [pausedKey]?: boolean };
+
+function pauseReading(socket: Socket) {
+  (socket as PausableSocket)[pausedKey] = true;
+  socket.pause();
+}
+
+// Only what this file paused: node:http pauses a socket too, for answers it buffers.
+function resumeReading(socket: Socket) {
+  if (!(socket as PausableSocket)[pausedKey]) return;
+  (socket as PausableSocket)[pausedKey] = false;
+  socket.resume();
+}
 
 const stateKey = Symbol('runway.state');
 const liveBuffer = Buffer.from(liveBody);
@@ -116,6 +132,18 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     if (state.closed) return;
     state.closed = true;
     connections.dequeue(state);
+    const socket = state.req.socket;
+    const queue = connections.queueOf(socket);
+    const next = queue[0];
+    if (next?.deferred && !socket.destroyed) {
+      next.deferred = false;
+      // Its deadlines count from now: the wait was the earlier answers', not its handler's.
+      next.startedAt = Date.now();
+      // Answered meanwhile (a 408 of clientError's): nothing left to run.
+      if (!next.res.writableEnded) serveRequest(next);
+    }
+    // Not during the drain: a client that pipelined to the cap is told to stop (Connection: close on the last).
+    if (queue.length < MAX_QUEUED / 2 && !closing) resumeReading(socket);
     inFlight.remove(state);
     release(state);
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
@@ -159,6 +187,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       answered: false,
       onAnswered,
       limits: undefined,
+      deferred: false,
     });
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
@@ -167,7 +196,24 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       state.refused = true;
       return;
     }
+    // Pipelined behind an answer not yet finished: it runs when it reaches the
+    // head of its socket's queue (finish() starts it), as Go serves a
+    // connection one request at a time. Run now, it would hold a slot and
+    // buffer its answer behind, say, a stream that never ends (the hostile
+    // review pinned 19 of 20 slots from one socket). Its answer could not go
+    // out before the earlier ones anyway.
+    const queue = connections.queueOf(req.socket);
+    if (queue[0] !== state) {
+      state.deferred = true;
+      // Deferred requests buffer nothing Node would pause the socket for: past MAX_QUEUED, stop reading.
+      if (queue.length >= MAX_QUEUED) pauseReading(req.socket);
+      return;
+    }
+    serveRequest(state);
+  };
 
+  const serveRequest = (state: RequestState) => {
+    const { req, res } = state;
     const probe = probeOf(req.method, req.url ?? '');
     if (probe === 'live') return serveLiveness(state);
     if (probe === 'ready') return void serveReadiness(state).catch(internalError(state));
@@ -479,6 +525,12 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       if (server.listening) net.Server.prototype.close.call(server);
       // Requests not yet answered go out with Connection: close where it is safe; idle sockets go.
       connections.drain();
+      // A client that pipelines is read no further: what it has queued is answered (Connection: close
+      // on the last), in its turn; reading on would let it queue more than the drain can answer.
+      for (const socket of connections.sockets) {
+        const queue = connections.queueOf(socket);
+        if (queue.length > 1 && queue.every((state) => state.req.complete)) pauseReading(socket);
+      }
     },
     async waitForInFlight(timeoutMs) {
       const deadline = Date.now() + timeoutMs;

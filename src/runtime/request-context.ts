@@ -47,6 +47,8 @@ export interface RequestState {
   answered: boolean;
   /** Called by the app bridge when the handler answers (one function shared by every request). */
   onAnswered: (state: RequestState) => void;
+  /** Pipelined behind an unfinished answer: it runs when it reaches the head of its socket's queue. */
+  deferred: boolean;
 }
 
 export function attachRequestState(state: RequestState): RequestState {

@@ -172,10 +172,10 @@ describe('pipelined requests', () => {
       client.socket.destroy();
     }
     const count = (message: string) => server.logs.filter((line) => line.message === message).length;
-    await server.waitForLog(
-      () => count('slow request started') >= 10 && count('request') === count('slow request started'),
-      'an access line for every request that ran',
-    );
+    // The first of each runs; the two pipelined behind it never do (their client left first), and
+    // each of the 30 gets its one access line.
+    await server.waitForLog(() => count('request') === 30, 'an access line for every request');
+    expect(count('slow request started')).toBeLessThanOrEqual(10);
     const gone = server.logs.filter((line) => line.message === 'request');
     expect(new Set(gone.map((line) => line.outcome))).toEqual(new Set(['ClientGoneError']));
     // Every slot is free again: the cap's worth of concurrent requests all run.
@@ -192,8 +192,8 @@ describe('pipelined requests', () => {
     await conn.closed;
     const answers = conn.received().split(/(?=HTTP\/1\.1 )/);
     expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
-    // Keep-alive answers: Connection: close on one would make Node drop the answers queued behind it.
-    expect(answers.map((answer) => /\r\nconnection: close\r\n/i.test(answer))).toEqual([false, false, false]);
+    // Connection: close on the last only: on an earlier one Node would drop the answers queued behind it.
+    expect(answers.map((answer) => /\r\nconnection: close\r\n/i.test(answer))).toEqual([false, false, true]);
     expect((await server.exited).code).toBe(0);
   });
 });

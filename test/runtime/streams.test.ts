@@ -97,6 +97,25 @@ describe('a stream through the write timeout', () => {
   });
 });
 
+describe('requests pipelined behind a stream', () => {
+  it('wait for the stream to end instead of holding in-flight slots: other clients are served', async () => {
+    const server = await startFixture({ MAX_INFLIGHT_REQUESTS: '20' });
+    // Three sockets, each a stream it keeps reading and 40 requests pipelined behind it (the review's case).
+    const conns = await Promise.all([0, 1, 2].map(() => rawConnect(server.port)));
+    for (const conn of conns) {
+      conn.socket.write(
+        'GET /events?everyMs=50 HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40),
+      );
+    }
+    await server.waitForLog(() => server.logs.filter((line) => line.message === 'stream started').length === 3);
+    // Ten others at once, each holding its slot for a moment: room for them only if the pipelined hold none.
+    const others = await Promise.all(Array.from({ length: 10 }, () => fetchRaw(server.port, '/slow?ms=300')));
+    expect(others.map((reply) => reply.status)).toEqual(Array(10).fill(200));
+    // Nothing behind the streams ran: their answers could not have gone out before the streams' end.
+    for (const conn of conns) expect(conn.received()).not.toContain('hello');
+  });
+});
+
 describe('a stream through the drain', () => {
   it('ends at the drain with a retry hint and its last id, and the exit is 0 with no ERROR line', async () => {
     const server = await startFixture({ SHUTDOWN_DELAY_MS: '300' });
