@@ -151,8 +151,8 @@ const neverAborted = new AbortController().signal;
 export function cutConnectionOf(c: WithIncoming): void {
   const found = find(c);
   if (!found) return;
-  if (found.web) return found.web.cut?.();
-  found.state.res.destroy();
+  if (found.web) found.web.cut?.();
+  else found.state.res.destroy();
 }
 
 /** The request id echoed in `X-Request-Id` and written on every log line of the request. */

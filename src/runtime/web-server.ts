@@ -113,7 +113,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     request.signal.addEventListener('abort', onClientGone, { once: true });
     let response: Response;
     try {
-      response = await serveApp(request, path, scope);
+      response = await serveApp(request, scope);
     } catch (error) {
       log.error('runtime error', { requestId, ...errorFields(error) });
       response = problem(runtimeProblems.internal(), requestId);
@@ -174,7 +174,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
-  const serveApp = async (request: Request, path: string, scope: Scope): Promise<Response> => {
+  const serveApp = async (request: Request, scope: Scope): Promise<Response> => {
     const ready = app ?? (await loadedApp(scope));
     if (ready === 'starting') return problem(runtimeProblems.starting(), scope.requestId);
     if (!ready) return problem(runtimeProblems.notStarted(), scope.requestId);

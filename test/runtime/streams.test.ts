@@ -104,7 +104,7 @@ describe('requests pipelined behind a stream', () => {
     const conns = await Promise.all([0, 1, 2].map(() => rawConnect(server.port)));
     for (const conn of conns) {
       conn.socket.write(
-        'GET /events?everyMs=50 HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40),
+        `GET /events?everyMs=50 HTTP/1.1\r\nHost: x\r\n\r\n${'GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40)}`,
       );
     }
     await server.waitForLog(() => server.logs.filter((line) => line.message === 'stream started').length === 3);
