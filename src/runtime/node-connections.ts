@@ -68,10 +68,11 @@ export function trackConnections(server: Server, finish: (state: RequestState) =
   // leaves it without an effect a client would retry (false). While closing,
   // the mark goes on the last request of the socket whose answer is not yet
   // written, moving to each later one that arrives: a client that keeps
-  // pipelining is told to stop, and no answer it is owed is dropped. On a
-  // pipelined socket the answers behind the first are written, headers and
-  // all, as soon as their handlers return; when all of them are, the socket
-  // is closed once idle instead (closeIdle).
+  // pipelining is told to stop, and no answer it is owed is dropped. A
+  // request behind another runs only once it reaches the head of the queue
+  // (node-server.ts), so while closing the last is normally still unsent and
+  // takes the mark; when every answer is already written, the socket is
+  // closed once idle instead (closeIdle).
   const markForClose = (queue: RequestState[], closing: boolean): boolean => {
     const last = queue.at(-1);
     for (const earlier of queue) {

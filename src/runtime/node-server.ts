@@ -21,7 +21,7 @@ import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
-import { absoluteUrl, type LimitsFor } from './route-settings.js';
+import { absoluteUrl, type LimitsFor, type RouteLimits } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
 import { checkWriteProgress, forgetWriteWindow } from './write-progress.js';
@@ -65,6 +65,7 @@ const LINGER_MS = 1_000;
 const CLOSE_WAIT_MS = 200;
 // An answer with no more than this waiting in the socket's buffer holds no in-flight slot.
 const HELD_ANSWER_BYTES = 64 * 1024;
+const NO_ROUTE_LIMITS: RouteLimits = Object.freeze({});
 // Requests pipelined on one socket beyond which it is no longer read, until half of them are answered.
 const MAX_QUEUED = 32;
 const pausedKey = Symbol('runway.pausedReading');
@@ -147,7 +148,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     inFlight.remove(state);
     release(state);
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
-    forgetWriteWindow(state.req.socket);
+    forgetWriteWindow(socket);
     if (!state.res.writableFinished) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
@@ -157,7 +158,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     }
     // A response that started before the drain went out keep-alive; its
     // socket is idle now and must not outlive the server.
-    if (closing) connections.closeIdle(state.req.socket);
+    if (closing) connections.closeIdle(socket);
   };
 
   // One shared 'close' listener, not a closure per request: it is on the hot path.
@@ -268,7 +269,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
 
   const dispatch = (state: RequestState) => {
     if (listener) {
-      if (!state.limits) routeOf(state);
+      routeOf(state);
       return listener(state.req, state.res);
     }
     void loadedApp(state).then((ready) => {
@@ -311,9 +312,11 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     });
   };
 
-  // A route's own settings are known once the app is: looked up when the request is dispatched or its body read.
+  // A route's own settings are known once the app is: looked up once, when its body is read or
+  // the request is dispatched, whichever comes first (NO_ROUTE_LIMITS: looked up, none).
   const routeOf = (state: RequestState) => {
-    if (limitsFor) state.limits = limitsFor(state.req.method ?? 'GET', absoluteUrl(state.req.url ?? '/'));
+    if (state.limits !== undefined || !limitsFor) return;
+    state.limits = limitsFor(state.req.method ?? 'GET', absoluteUrl(state.req.url ?? '/')) ?? NO_ROUTE_LIMITS;
   };
 
   const readThenDispatch = async (state: RequestState) => {
@@ -325,8 +328,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     if (!listener && !(await loadedApp(state))) return;
     // The client may have left while the app loaded: nothing to reserve for.
     if (state.closed) return;
-    // A body larger than the whole memory budget could never be held: too large.
     routeOf(state);
+    // A body larger than the whole memory budget could never be held: too large.
     const limit = Math.min(state.limits?.bodyLimitBytes ?? options.bodyLimitBytes, bodies.maxBytes);
     if (declaredTooLarge(req, limit)) return refuseUnread(state, runtimeProblems.bodyTooLarge(limit));
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);

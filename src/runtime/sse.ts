@@ -85,10 +85,14 @@ export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOp
       } else if (drain.aborted && !stream.aborted) {
         // A client that stopped reading never takes the hint: its write would wait on backpressure
         // past the drain's deadline (an exit 1 for one idle tab). It gets RETRY_WRITE_MS, then the cut.
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const sent = await Promise.race([
           stream.write(`retry: ${retryMs}\n\n`).then(() => true),
-          new Promise<false>((resolve) => setTimeout(resolve, RETRY_WRITE_MS, false)),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(resolve, RETRY_WRITE_MS, false);
+          }),
         ]);
+        clearTimeout(timer);
         if (!sent) {
           log.warn('event stream cut at the drain: the client did not take the retry hint', {
             retryWriteMs: RETRY_WRITE_MS,

@@ -47,7 +47,7 @@ type NodeSocket = Socket & {
 };
 
 /** Bytes the kernel has taken from this socket, and whether more are waiting. */
-export function socketProgress(socket: Socket): { taken: number; owed: boolean } {
+function socketProgress(socket: Socket): { taken: number; owed: boolean } {
   const s = socket as NodeSocket;
   const queued = s._handle?.writeQueueSize ?? 0;
   const taken =

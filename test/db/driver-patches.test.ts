@@ -325,29 +325,49 @@ describe('cancelling the first query of a connection while it connects', () => {
   });
 });
 
+/**
+ * A query whose cancel a proxy holds until the query has ended (and, with
+ * `pipelined`, a query postgres.js pipelined behind it on the one connection),
+ * then a later query, then the cancel let through while the later one runs:
+ * how the later query ended, and whether it ran on the backend the cancel named.
+ */
+async function lateCancel({ pipelined }: { pipelined: boolean }) {
+  const proxy = await cancelHoldingProxy(cluster.port);
+  const sql = driver({}, via(proxy.port));
+  await sql`select 1`;
+  const first = sql`select pg_sleep(0.3), 'first' as v`;
+  const outcomeFirst = outcomeWithin(first);
+  // One connection, busy: postgres.js pipelines this one behind the first.
+  const behind = pipelined ? outcomeWithin(sql`select 'behind' as v`) : undefined;
+  const firstPid = await untilRunning(admin, "'first' as v");
+  // The cancel is on its way and held; the query ends before it arrives.
+  const cancel = Promise.resolve(first.cancel()).catch(() => {});
+  await proxy.cancelArrived();
+  expect(await outcomeFirst).toMatchObject({ status: 'resolved' });
+  if (behind) expect(await behind).toEqual({ status: 'resolved', value: [{ v: 'behind' }] });
+  const later = outcomeWithin(sql`select pg_sleep(0.3), 'later' as v`);
+  const laterPid = await untilRunning(admin, "'later' as v");
+  // Now the late cancel reaches Postgres, while the later query runs.
+  proxy.release();
+  await cancel;
+  return { later: await later, onTheCancelledBackend: laterPid === firstPid };
+}
+
 describe('a cancel that arrives after its query ended', () => {
   it('does not cancel the next query: the connection it would land on is closed, not reused', async () => {
     const faults = processFaults();
-    const proxy = await cancelHoldingProxy(cluster.port);
-    // One connection: without the patch the next query runs on the backend the late cancel names.
-    const sql = driver({}, via(proxy.port));
-    await sql`select 1`;
-    const first = sql`select pg_sleep(0.3), 'first' as v`;
-    const outcomeFirst = outcomeWithin(first);
-    const firstPid = await untilRunning(admin, "'first' as v");
-    // The cancel is on its way and held; the query ends before it arrives.
-    const cancel = Promise.resolve(first.cancel()).catch(() => {});
-    await proxy.cancelArrived();
-    expect(await outcomeFirst).toMatchObject({ status: 'resolved' });
-    const next = sql`select pg_sleep(0.3), 'next' as v`;
-    const outcomeNext = outcomeWithin(next);
-    const nextPid = await untilRunning(admin, "'next' as v");
-    // Now the late cancel reaches Postgres, while the next query runs.
-    proxy.release();
-    await cancel;
-    expect(await outcomeNext).toMatchObject({ status: 'resolved', value: [{ v: 'next' }] });
-    // Not on the backend the cancel named.
-    expect(nextPid).not.toBe(firstPid);
+    const { later, onTheCancelledBackend } = await lateCancel({ pipelined: false });
+    expect(later).toMatchObject({ status: 'resolved', value: [{ v: 'later' }] });
+    expect(onTheCancelledBackend).toBe(false);
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+
+  it('does not cancel a query sent after the queries pipelined behind it: the connection is closed once they drained', async () => {
+    const faults = processFaults();
+    const { later, onTheCancelledBackend } = await lateCancel({ pipelined: true });
+    expect(later).toMatchObject({ status: 'resolved', value: [{ v: 'later' }] });
+    expect(onTheCancelledBackend).toBe(false);
     await loopTurns();
     expect(faults).toEqual([]);
   });
@@ -363,32 +383,6 @@ describe('the query after one that failed part-way through its rows (porsager/po
     const next = await sql`select 1 as x`;
     expect(next.length).toBe(1);
     expect([...next]).toEqual([{ x: 1 }]);
-    await loopTurns();
-    expect(faults).toEqual([]);
-  });
-});
-
-describe('a cancel that arrives after its query and the queries pipelined behind it ended', () => {
-  it('does not cancel a query sent after them: the connection is closed once the pipeline drained', async () => {
-    const faults = processFaults();
-    const proxy = await cancelHoldingProxy(cluster.port);
-    const sql = driver({}, via(proxy.port));
-    await sql`select 1`;
-    const first = sql`select pg_sleep(0.3), 'first-p' as v`;
-    const outcomeFirst = outcomeWithin(first);
-    // One connection, busy: postgres.js pipelines this one behind the first.
-    const behind = outcomeWithin(sql`select 'behind' as v`);
-    const firstPid = await untilRunning(admin, "'first-p' as v");
-    const cancel = Promise.resolve(first.cancel()).catch(() => {});
-    await proxy.cancelArrived();
-    expect(await outcomeFirst).toMatchObject({ status: 'resolved' });
-    expect(await behind).toEqual({ status: 'resolved', value: [{ v: 'behind' }] });
-    const later = outcomeWithin(sql`select pg_sleep(0.3), 'later' as v`);
-    const laterPid = await untilRunning(admin, "'later' as v");
-    proxy.release();
-    await cancel;
-    expect(await later).toMatchObject({ status: 'resolved', value: [{ v: 'later' }] });
-    expect(laterPid).not.toBe(firstPid);
     await loopTurns();
     expect(faults).toEqual([]);
   });

@@ -253,21 +253,20 @@ function testApp(onHold: () => void, held: Promise<void>) {
     await held;
     return c.text('held');
   });
-  app.get('/hang', async (c) => {
-    const signal = signalOf(c);
-    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-    return c.text('late');
-  });
+  for (const path of ['/hang', '/hang-short']) {
+    app.get(path, async (c) => {
+      const signal = signalOf(c);
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      return c.text('late');
+    });
+  }
   app.get('/throw', () => {
     throw new Error('the handler failed');
   });
-  app.post('/echo', async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
-  app.post('/echo-small', async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
-  app.get('/hang-short', async (c) => {
-    const signal = signalOf(c);
-    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-    return c.text('late');
-  });
+  // The -short and -small routes differ only in their route settings (build()).
+  for (const path of ['/echo', '/echo-small']) {
+    app.post(path, async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
+  }
   return app;
 }
 
