@@ -178,6 +178,29 @@ describe('overload settings', () => {
   });
 });
 
+describe('WebSocket settings', () => {
+  it('bounds messages, idle sockets and open sockets by default, and allows only the own origin', () => {
+    expect(loadConfig({}).server.websocket).toEqual({
+      maxMessageBytes: 1_048_576,
+      idleTimeoutMs: 60_000,
+      maxConnections: 10_000,
+      origins: [],
+    });
+  });
+
+  it('reads WEBSOCKET_ORIGINS as a list, and names it when an entry is not an origin', () => {
+    expect(
+      loadConfig({ WEBSOCKET_ORIGINS: 'https://App.example.com, http://localhost:3000' }).server.websocket?.origins,
+    ).toEqual(['https://app.example.com', 'http://localhost:3000']);
+    expect(problemsOf({ WEBSOCKET_ORIGINS: 'https://app.example.com/path' })[0]).toMatch(
+      /^WEBSOCKET_ORIGINS: expected `\*` or origins such as https:\/\/app.example.com/,
+    );
+    expect(
+      problemsOf({ WEBSOCKET_MAX_CONNECTIONS: '0', WEBSOCKET_IDLE_TIMEOUT_MS: '10' }).map((p) => p.split(':')[0]),
+    ).toEqual(['WEBSOCKET_IDLE_TIMEOUT_MS', 'WEBSOCKET_MAX_CONNECTIONS']);
+  });
+});
+
 describe('notes API settings', () => {
   it('allows 30 s of clock skew, tokens of up to a day, and keeps idempotency keys a day by default', () => {
     expect(loadConfig({})).toMatchObject({

@@ -110,6 +110,12 @@ export const ConfigSchema = v.pipe(
         trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
         logHealthChecks: env.LOG_HEALTH_CHECKS,
         projectId: env.GOOGLE_CLOUD_PROJECT,
+        websocket: {
+          maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_BYTES,
+          idleTimeoutMs: env.WEBSOCKET_IDLE_TIMEOUT_MS,
+          maxConnections: env.WEBSOCKET_MAX_CONNECTIONS,
+          origins: env.WEBSOCKET_ORIGINS ?? [],
+        },
       } satisfies ServerSettings,
       // What the lifecycle's drain reads.
       shutdown: {

@@ -167,6 +167,45 @@ export const EnvSchema = v.object({
       }),
     ),
   ),
+  WEBSOCKET_MAX_MESSAGE_BYTES: v.optional(
+    v.pipe(
+      integer(1, 2 ** 30),
+      doc('Largest WebSocket message a client may send; a larger one closes the socket 1009.'),
+    ),
+    '1048576',
+  ),
+  WEBSOCKET_IDLE_TIMEOUT_MS: v.optional(
+    v.pipe(
+      milliseconds(1_000),
+      doc(
+        'A WebSocket from which nothing arrived for half of it is pinged; silent for all of it (no pong), it is dropped. Keep it below the load balancer idle timeout.',
+      ),
+    ),
+    '60000',
+  ),
+  WEBSOCKET_MAX_CONNECTIONS: v.optional(
+    v.pipe(integer(1, 1_000_000), doc('Open WebSockets, past which an upgrade gets 503 + Retry-After.')),
+    '10000',
+  ),
+  WEBSOCKET_ORIGINS: v.optional(
+    v.pipe(
+      v.string(),
+      v.transform((value) =>
+        value
+          .split(',')
+          .map((origin) => origin.trim().toLowerCase())
+          .filter((origin) => origin !== ''),
+      ),
+      v.check(
+        (origins) => origins.every((origin) => origin === '*' || /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/.test(origin)),
+        'expected `*` or origins such as https://app.example.com, comma-separated',
+      ),
+      doc(
+        'Origins a browser may open a WebSocket from besides the service’s own host, comma-separated; `*` any. A client that sends no Origin is not a browser and is not checked.',
+        { defaultText: 'the service’s own host only' },
+      ),
+    ),
+  ),
   LOG_HEALTH_CHECKS: v.optional(
     v.pipe(
       v.picklist(['true', 'false'], 'expected true or false'),

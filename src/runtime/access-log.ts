@@ -61,7 +61,7 @@ export function writeAccessLine(log: Logger, line: AccessLine, projectId: string
 /** The node:http server's line, read off the request and the finished response. */
 export function logAccess(log: Logger, state: RequestState, projectId: string | undefined) {
   const { req, res } = state;
-  const status = res.writableFinished ? res.statusCode : 499;
+  const status = state.upgraded ? 101 : res.writableFinished ? res.statusCode : 499;
   // Build nothing for a line the level filters out.
   if (!log.enabled(levelOf(status, state.abortReason))) return;
   // @hono/node-server may set the length through Node's internal field, not a header.

@@ -1,6 +1,7 @@
 import type { EdgeOptions } from './edge-options.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
+import type { SocketLink, SocketSession } from './websocket-hub.js';
 
 /**
  * The Bun adapter: `Bun.serve` with the web edge (web-server.ts).
@@ -10,13 +11,32 @@ import { createWebHandler } from './web-server.js';
  * the app may ask for, as a backstop; the limits themselves are enforced by
  * the web edge. `stop()` closes the listener and lets requests in flight
  * finish; `stop(true)` closes every connection at the drain deadline.
+ * WebSockets: `server.upgrade()` with Bun's `websocket` handlers, which feed
+ * the hub (websocket-hub.ts); `maxPayloadLength` is WEBSOCKET_MAX_MESSAGE_BYTES
+ * (Bun closes 1009 beyond it), Bun's own idle timeout and pings are off:
+ * the hub pings, as on node.
  */
 
+interface BunSocket {
+  data: SocketData;
+  readyState: number;
+  send(data: string | ArrayBuffer | Uint8Array): number;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(): number;
+  getBufferedAmount(): number;
+}
+interface SocketData {
+  /** Set at upgrade: the hub's session once the socket opens. */
+  open(socket: BunSocket): SocketSession;
+  session?: SocketSession;
+}
 interface BunServer {
   port: number;
   hostname: string;
   stop(closeActiveConnections?: boolean): Promise<void> | void;
   requestIP(request: Request): { address: string } | null;
+  upgrade(request: Request, options: { data: SocketData; headers: Headers }): boolean;
 }
 interface BunGlobal {
   serve(options: {
@@ -24,8 +44,18 @@ interface BunGlobal {
     hostname?: string;
     idleTimeout: number;
     maxRequestBodySize: number;
-    fetch(request: Request, server: BunServer): Promise<Response> | Response;
+    fetch(request: Request, server: BunServer): Promise<Response | undefined> | Response | undefined;
     error?(error: Error): Response;
+    websocket: {
+      maxPayloadLength: number;
+      idleTimeout: number;
+      sendPings: boolean;
+      perMessageDeflate: boolean;
+      open(socket: BunSocket): void;
+      message(socket: BunSocket, message: string | Uint8Array): void;
+      pong(socket: BunSocket): void;
+      close(socket: BunSocket, code: number, reason: string): void;
+    };
   }): BunServer;
 }
 
@@ -37,6 +67,14 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
   let server: BunServer | undefined;
   handler.onStopAccepting(() => void server?.stop(false));
   handler.onForceClose(() => void server?.stop(true));
+  handler.onUpgrade((request, events, { requestId, protocol, headers }) => {
+    if (protocol) headers.set('sec-websocket-protocol', protocol);
+    const data: SocketData = {
+      open: (socket) =>
+        handler.hub.session(link(socket, protocol ?? ''), events, { url: new URL(request.url), requestId }),
+    };
+    return server?.upgrade(request, { data, headers }) ? undefined : false;
+  });
   return {
     runtime: 'bun',
     async listen(signal) {
@@ -48,6 +86,30 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
         // A backstop only: the web edge enforces BODY_LIMIT_BYTES and the per-route limits.
         maxRequestBodySize: Math.max(options.bodyLimitBytes, 2 ** 32),
         fetch: (request, srv) => handler.handle(request, srv.requestIP(request)?.address ?? ''),
+        websocket: {
+          maxPayloadLength: handler.hub.settings.maxMessageBytes,
+          idleTimeout: 0,
+          sendPings: false,
+          perMessageDeflate: false,
+          open(socket) {
+            socket.data.session = socket.data.open(socket);
+            socket.data.session.opened();
+          },
+          message(socket, message) {
+            const data =
+              typeof message === 'string'
+                ? message
+                : (message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength) as ArrayBuffer);
+            // Bun refused any message over maxPayloadLength; a string's length is at most its bytes.
+            socket.data.session?.message(data, typeof message === 'string' ? message.length : message.byteLength);
+          },
+          pong(socket) {
+            socket.data.session?.alive();
+          },
+          close(socket, code, reason) {
+            socket.data.session?.closed(code, reason);
+          },
+        },
       });
       server = bun;
       return { address: bun.hostname, port: bun.port };
@@ -58,5 +120,20 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
     stopAccepting: handler.stopAccepting,
     waitForInFlight: handler.waitForInFlight,
     forceClose: handler.forceClose,
+  };
+}
+
+function link(socket: BunSocket, protocol: string): SocketLink {
+  return {
+    send: (data) => void socket.send(data),
+    close: (code, reason) => socket.close(code, reason),
+    terminate: () => socket.terminate(),
+    ping: () => void socket.ping(),
+    bufferedAmount: () => socket.getBufferedAmount(),
+    get readyState() {
+      return socket.readyState as 0 | 1 | 2 | 3;
+    },
+    protocol,
+    raw: socket,
   };
 }

@@ -1,6 +1,7 @@
 import type { EdgeOptions } from './edge-options.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
+import type { SocketLink } from './websocket-hub.js';
 
 /**
  * The Deno adapter: `Deno.serve` with the web edge (web-server.ts).
@@ -9,6 +10,13 @@ import { createWebHandler } from './web-server.js';
  * the server's `signal` closes every connection at the drain deadline.
  * `onListen` reports the bound address. Deno.serve exposes no
  * connection timeouts at all (README's runtime table says what that means).
+ * WebSockets: `Deno.upgradeWebSocket`, whose socket feeds the hub
+ * (websocket-hub.ts). Deno's WebSocket has no ping() and no pong event: its
+ * own `idleTimeout` pings (every half of WEBSOCKET_IDLE_TIMEOUT_MS) and closes
+ * a socket that does not answer, in place of the hub's sweep. It has no
+ * message limit either: a message arrives whole, then the hub closes 1009
+ * if it is over WEBSOCKET_MAX_MESSAGE_BYTES. And no way to drop a socket
+ * without a close frame: `terminate` sends one.
  */
 
 interface DenoServer {
@@ -25,6 +33,10 @@ interface DenoGlobal {
     },
     handler: (request: Request, info: { remoteAddr: { hostname: string } }) => Promise<Response> | Response,
   ): DenoServer;
+  upgradeWebSocket(
+    request: Request,
+    options: { protocol?: string; idleTimeout: number },
+  ): { socket: WebSocket; response: Response };
 }
 
 export function createDenoServer(options: EdgeOptions): ServerAdapter {
@@ -40,6 +52,30 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
     shutdown = server?.shutdown().catch(() => {});
   });
   handler.onForceClose(() => stop.abort());
+  const { maxMessageBytes, idleTimeoutMs } = handler.hub.settings;
+  handler.onUpgrade((request, events, { requestId, protocol, headers }) => {
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request, {
+        ...(protocol ? { protocol } : {}),
+        idleTimeout: Math.max(1, Math.ceil(idleTimeoutMs / 2_000)),
+      });
+    } catch {
+      return false;
+    }
+    const { socket, response } = upgraded;
+    for (const [name, value] of headers) response.headers.set(name, value);
+    socket.binaryType = 'arraybuffer';
+    const session = handler.hub.session(link(socket), events, { url: new URL(request.url), requestId });
+    socket.onopen = () => session.opened();
+    socket.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
+      const data = event.data;
+      session.message(data, typeof data === 'string' ? textBytes(data, maxMessageBytes) : data.byteLength);
+    };
+    socket.onclose = (event) => session.closed(event.code, event.reason);
+    socket.onerror = (event) => session.failed((event as ErrorEvent).error ?? event);
+    return response;
+  });
   return {
     runtime: 'deno',
     listen(signal) {
@@ -52,7 +88,8 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
             signal: stop.signal,
             onListen: ({ hostname, port }) => resolve({ address: hostname, port }),
           },
-          (request, info) => handler.handle(request, info.remoteAddr.hostname),
+          // Deno's upgrade always has a Response (its 101): handle() returns undefined only on Bun.
+          (request, info) => handler.handle(request, info.remoteAddr.hostname) as Promise<Response>,
         );
       });
     },
@@ -80,3 +117,26 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
     forceClose: handler.forceClose,
   };
 }
+
+function link(socket: WebSocket): SocketLink {
+  return {
+    send: (data) => socket.send(data as string | ArrayBuffer),
+    close: (code, reason) => socket.close(code, reason),
+    // No abrupt close in Deno's WebSocket: a close frame, and the connection goes at the drain deadline.
+    terminate: () => socket.close(1001, 'going away'),
+    ping: undefined,
+    bufferedAmount: () => socket.bufferedAmount,
+    get readyState() {
+      return socket.readyState as 0 | 1 | 2 | 3;
+    },
+    get protocol() {
+      return socket.protocol;
+    },
+    raw: socket,
+  };
+}
+
+const encoder = new TextEncoder();
+// A string of n UTF-16 units is at most 3n bytes: encoded only when that could pass the limit.
+const textBytes = (text: string, limit: number) =>
+  text.length * 3 <= limit ? text.length : encoder.encode(text).byteLength;

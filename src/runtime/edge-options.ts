@@ -4,6 +4,7 @@ import type { LoadShedder } from './load-shedder.js';
 import type { Logger } from './logger.js';
 import type { RateLimiter } from './rate-limit.js';
 import { compileRouteSettings, type LimitsFor, type RouteSetting } from './route-settings.js';
+import type { SocketSettings } from './websocket-hub.js';
 
 /**
  * What every edge (node-server.ts, web-server.ts with bun-server.ts and
@@ -29,6 +30,8 @@ export interface ServerSettings {
   trust: Trust;
   logHealthChecks: boolean;
   projectId: string | undefined;
+  /** WEBSOCKET_*: the hub's bounds (websocket-hub.ts); undefined: its defaults. */
+  websocket?: SocketSettings | undefined;
 }
 
 export interface EdgeOptions extends ServerSettings {

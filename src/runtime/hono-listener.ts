@@ -2,8 +2,10 @@ import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { FetchApp } from './edge-options.js';
 import type { Listener } from './node-server.js';
 import { problemResponse } from './problem.js';
+import type { RequestState } from './request-context.js';
 import { stateOf } from './request-context.js';
 import { runtimeProblems } from './runtime-problems.js';
+import { notUpgradedProblem } from './websocket.js';
 
 /**
  * Bridges node:http to the app's `fetch`, under the handler deadline.
@@ -20,7 +22,7 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
     // The handler has answered: node-server.ts gives its slot back once its answer no longer sits in memory.
     if (!(response instanceof Promise)) {
       state.onAnswered(state);
-      return response;
+      return state.upgrade ? socketAnswer(state, response) : response;
     }
     // The server's sweep calls onDeadline when the deadline passes (and
     // aborts the request signal); the handler's late answer is dropped.
@@ -33,7 +35,7 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
         (value) => {
           state.onDeadline = undefined;
           state.onAnswered(state);
-          resolve(value);
+          resolve(state.upgrade ? socketAnswer(state, value) : value);
         },
         (error: unknown) => {
           state.onDeadline = undefined;
@@ -42,4 +44,10 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
       );
     });
   });
+}
+
+// A request for a WebSocket that its route did not upgrade (websocket.ts notUpgradedProblem).
+function socketAnswer(state: RequestState, response: Response): Response {
+  const problem = !state.upgraded && notUpgradedProblem(response.status);
+  return problem ? problemResponse(problem.status, problem.init, state.requestId) : response;
 }

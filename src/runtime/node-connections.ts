@@ -41,6 +41,8 @@ export interface Connections {
   drain(): void;
   /** During the drain: closes `socket` (or every one) once it is idle. */
   closeIdle(socket?: Socket): void;
+  /** The socket is a WebSocket now (node-websocket.ts): no longer a connection to drain or wait for. */
+  handOver(socket: Socket): void;
 }
 
 /**
@@ -167,6 +169,9 @@ export function trackConnections(server: Server, finish: (state: RequestState) =
       closeIdle(open.items);
     },
     closeIdle: (socket) => closeIdle(socket ? [socket] : open.items),
+    handOver(socket) {
+      open.remove(socket);
+    },
   };
 }
 

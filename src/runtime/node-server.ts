@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import {
   ClientGoneError,
@@ -16,6 +16,7 @@ import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { errorFields } from './logger.js';
 import { answerOnSocket, trackConnections } from './node-connections.js';
+import { createNodeSockets } from './node-websocket.js';
 import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
 import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
@@ -24,6 +25,8 @@ import { acceptRequestId } from './request-id.js';
 import { absoluteUrl, type LimitsFor, type RouteLimits } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
+import { asksForWebSocket } from './websocket.js';
+import { createSocketHub, defaultSocketSettings } from './websocket-hub.js';
 import { checkWriteProgress, forgetWriteWindow } from './write-progress.js';
 
 /**
@@ -96,6 +99,9 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   const admission = createAdmission(options);
   const inFlight = createInFlight<RequestState>();
   const bodies = createBodyBudget(options.maxBufferedBodyBytes);
+  // Open WebSockets (websocket-hub.ts); upgrade requests are served as requests until the handshake.
+  const hub = createSocketHub(options.websocket ?? defaultSocketSettings, log);
+  const sockets = createNodeSockets(hub);
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
   let running = 0;
   let closing = false;
@@ -149,7 +155,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     release(state);
     if (state.reservedBytes > 0) bodies.release(state.reservedBytes);
     forgetWriteWindow(socket);
-    if (!state.res.writableFinished) abortRequest(state, new ClientGoneError());
+    if (!state.res.writableFinished && !state.upgraded) abortRequest(state, new ClientGoneError());
     // Refused requests (shed, rate-limited) have no access line: they are
     // counted in the shedder's summary, one line a second at most, so a
     // flood does not turn into a flood of log lines.
@@ -158,7 +164,15 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     }
     // A response that started before the drain went out keep-alive; its
     // socket is idle now and must not outlive the server.
-    if (closing) connections.closeIdle(socket);
+    if (closing && !state.upgraded) connections.closeIdle(socket);
+  };
+
+  // The handshake is written, or refused by ws: the response object has let go of the socket.
+  const settleUpgrade = (state: RequestState, upgraded: boolean) => {
+    state.upgraded = upgraded;
+    // Its socket is the hub's now: the drain closes it with 1001, not as an idle connection.
+    if (upgraded) connections.handOver(state.req.socket);
+    finish(state);
   };
 
   // One shared 'close' listener, not a closure per request: it is on the hot path.
@@ -166,7 +180,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     finish(this[stateKey] as RequestState);
   }
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+  // `head`: a request that asks for a WebSocket, with what arrived after its headers.
+  const onRequest = (req: IncomingMessage, res: ServerResponse, head?: Buffer) => {
     const state = attachRequestState({
       req,
       res,
@@ -189,7 +204,10 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       onAnswered,
       limits: undefined,
       deferred: false,
+      upgrade: undefined,
+      upgraded: false,
     });
+    if (head) state.upgrade = sockets.offer(state, req.socket, head, settleUpgrade);
     (res as StatefulResponse)[stateKey] = state;
     inFlight.add(state);
     res.on('close', onResponseClose);
@@ -424,6 +442,34 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   );
   const connections = trackConnections(server, finish);
 
+  // A request with `Upgrade`: node:http has let go of the socket (and its parser). It is served as
+  // any request, through a response of its own on that socket, which ends the connection after
+  // its answer; a WebSocket route takes the socket over instead (node-websocket.ts). Any other
+  // protocol (h2c) is not switched to: the request is answered over HTTP/1.1.
+  server.on('upgrade', (req: IncomingMessage, socket: Socket & { _httpMessage?: unknown }, head: Buffer) => {
+    // node:http took its error listener off the socket with its parser: a reset while the app
+    // checks the upgrade would be an 'error' event with no listener, which ends the process.
+    // The socket's 'close' ends the request (its response's close).
+    socket.on('error', ignoreSocketError);
+    try {
+      // Pipelined behind a request still being answered: that answer goes out, then the
+      // connection closes (a second response cannot share the socket).
+      const earlier = socket._httpMessage as ServerResponse | null | undefined;
+      if (earlier) return void earlier.once('finish', () => socket.destroySoon());
+      // Its body cannot be read without the parser: refused, as node:http would have destroyed it.
+      if (announcesBody(req)) return answerOnSocket(socket, runtimeProblems.badHandshake('an upgrade has no body'));
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once('finish', () => socket.destroySoon());
+      onRequest(req, res, asksForWebSocket(req.headers.upgrade) ? head : undefined);
+    } catch (error) {
+      // An event listener that throws would take the process down.
+      log.error('runtime error', errorFields(error));
+      socket.destroy();
+    }
+  });
+
   // Any other Expect than 100-continue: Node would answer an empty 417 itself.
   server.on('checkExpectation', onRequest);
 
@@ -519,6 +565,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     stopAccepting() {
       closing = true;
       drain.abort(new DrainStartedError());
+      // After the drain signal: an app that listens to it sends its last message before the 1001.
+      hub.drain();
       // Stops accepting without http.Server#close(): that one first closes the
       // connections it deems idle, which includes any whose response was
       // ended but is still being written (measured: a 32 MiB answer to a slow
@@ -540,13 +588,17 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       if (!(await inFlight.wait(timeoutMs))) return false;
       // A request whose headers arrive now still gets its answer (Connection:
       // close) and its socket closes after it; the process must not exit first.
-      return connections.wait(Math.max(0, deadline - Date.now()));
+      if (!(await connections.wait(Math.max(0, deadline - Date.now())))) return false;
+      // WebSockets: their closing handshakes, or the hub's drop after CLOSE_WAIT_MS.
+      return hub.wait(Math.max(0, deadline - Date.now()));
     },
     async forceClose(reason) {
       // Those whose answer had begun are streams (or answers still being written) the app did not end.
       let streams = 0;
       for (const state of inFlight.items) if (state.res.headersSent) streams++;
       const requests = await inFlight.abortAll((state) => abortRequest(state, reason));
+      // Told 1001 at the drain's start: one still open did not answer it; it goes uncounted.
+      hub.terminateAll();
       server.closeAllConnections();
       // Their sockets close on a later turn; the access lines are written then, before the exit.
       await inFlight.wait(CLOSE_WAIT_MS);
@@ -554,6 +606,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     },
   };
 }
+
+function ignoreSocketError() {}
 
 // What node:http would answer itself, with no body, no security headers and
 // no access line, answered as problems instead (requireHostHeader is off and

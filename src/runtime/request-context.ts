@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientIp, type Trust } from './client-ip.js';
 import type { Logger } from './logger.js';
 import type { RouteLimits } from './route-settings.js';
+import type { SocketUpgrade } from './websocket.js';
 
 /**
  * What the runtime knows about one request, and the helpers the app uses to
@@ -49,6 +50,10 @@ export interface RequestState {
   onAnswered: (state: RequestState) => void;
   /** Pipelined behind an unfinished answer: it runs when it reaches the head of its socket's queue. */
   deferred: boolean;
+  /** It asks for a WebSocket: what upgradeWebSocket (websocket.ts) takes the socket over with. */
+  upgrade: SocketUpgrade | undefined;
+  /** Its socket is a WebSocket now: its access line says 101. */
+  upgraded: boolean;
 }
 
 export function attachRequestState(state: RequestState): RequestState {
@@ -78,6 +83,8 @@ export interface WebScope {
   drainSignal: AbortSignal;
   /** Set while a streamed body is being sent: errors it, so the runtime drops the connection. */
   cut?: (() => void) | undefined;
+  /** It asks for a WebSocket: what upgradeWebSocket (websocket.ts) takes the request over with. */
+  upgrade?: SocketUpgrade | undefined;
 }
 
 /** The app's bindings on every runtime: node:http's `incoming`, or the web adapters' `runway`. */

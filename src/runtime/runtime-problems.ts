@@ -15,12 +15,13 @@ export interface ProblemAnswer {
 
 const retryIn = (seconds: number) => ({ 'retry-after': String(seconds) });
 
-export type Overload = 'max_inflight' | 'event_loop_delay' | 'body_memory';
+export type Overload = 'max_inflight' | 'event_loop_delay' | 'body_memory' | 'websockets';
 
 const overloadDetail: Record<Overload, string> = {
   max_inflight: 'the server is at its limit of requests in flight; retry shortly',
   event_loop_delay: 'the server is overloaded; retry shortly',
   body_memory: 'the server is at its limit of request bodies held in memory; retry shortly',
+  websockets: 'the server is at its limit of open WebSockets (or shutting down); retry shortly',
 };
 
 export const runtimeProblems = {
@@ -83,6 +84,32 @@ export const runtimeProblems = {
   overloaded: (reason: Overload): ProblemAnswer => ({
     status: 503,
     init: { code: 'overloaded', detail: overloadDetail[reason], headers: retryIn(1) },
+  }),
+  /** A WebSocket route asked for without `Upgrade: websocket` (websocket.ts). */
+  upgradeRequired: (): ProblemAnswer => ({
+    status: 426,
+    init: { code: 'upgrade_required', detail: 'this route serves WebSockets only', headers: { upgrade: 'websocket' } },
+  }),
+  badHandshake: (detail: string): ProblemAnswer => ({
+    status: 400,
+    init: { code: 'bad_websocket_handshake', detail },
+  }),
+  unsupportedWebSocketVersion: (): ProblemAnswer => ({
+    status: 426,
+    init: {
+      code: 'unsupported_websocket_version',
+      detail: 'the only WebSocket version served is 13',
+      headers: { 'sec-websocket-version': '13' },
+    },
+  }),
+  originNotAllowed: (): ProblemAnswer => ({
+    status: 403,
+    init: { code: 'origin_not_allowed', detail: 'WebSockets from this origin are not allowed (WEBSOCKET_ORIGINS)' },
+  }),
+  /** `Upgrade: websocket` to a route that is not a WebSocket (websocket.ts notUpgradedProblem). */
+  notWebSocketRoute: (): ProblemAnswer => ({
+    status: 400,
+    init: { code: 'not_a_websocket_route', detail: 'this route does not accept a WebSocket upgrade' },
   }),
   rateLimited: (retryAfterSeconds: number): ProblemAnswer => ({
     status: 429,

@@ -15,6 +15,8 @@ import { acceptRequestId } from './request-id.js';
 import type { RouteLimits } from './route-settings.js';
 import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import { securityHeaders } from './security-headers.js';
+import { asksForWebSocket, notUpgradedProblem, type SocketUpgrade } from './websocket.js';
+import { createSocketHub, defaultSocketSettings, type SocketHub } from './websocket-hub.js';
 
 /**
  * The runtime's edge over Web-standard `Request`/`Response`, for the Bun and
@@ -32,7 +34,12 @@ import { securityHeaders } from './security-headers.js';
 export type WebServerOptions = Omit<EdgeOptions, 'port' | 'host'>;
 
 export interface WebHandler extends Drainable {
-  handle(request: Request, peer: string): Promise<Response>;
+  /** Undefined: the request is a WebSocket now (Bun: its handshake is the runtime's to send). */
+  handle(request: Request, peer: string): Promise<Response | undefined>;
+  /** Open WebSockets (websocket-hub.ts), for the adapter's native upgrade. */
+  readonly hub: SocketHub;
+  /** Set by the adapter: how it upgrades a request (bun-server.ts, deno-server.ts). */
+  onUpgrade(upgrade: WebUpgrade): void;
   setApp(app: Promise<CompiledApp>): void;
   /** Called by stopAccepting, for the adapter to close its listener. */
   onStopAccepting(close: () => void): void;
@@ -41,6 +48,17 @@ export interface WebHandler extends Drainable {
 }
 
 const securityHeaderEntries = Object.entries(securityHeaders);
+
+/**
+ * An adapter's native WebSocket upgrade. `headers`: what the 101 carries (the request id, the
+ * security and RateLimit headers). It returns the Response for the runtime to send (Deno's 101),
+ * or undefined when the runtime sends the handshake itself (Bun); false when it refused.
+ */
+export type WebUpgrade = (
+  request: Request,
+  events: Parameters<SocketUpgrade['upgrade']>[0],
+  meta: { requestId: string; protocol: string | undefined; headers: Headers },
+) => Response | undefined | false;
 
 interface Scope extends WebScope {
   startedAt: number;
@@ -53,6 +71,12 @@ interface Scope extends WebScope {
   limits: RouteLimits | undefined;
   /** Its answer is a stream still being sent: it stays in flight until the body ends. */
   streaming: boolean;
+  /** It became a WebSocket: the Response its adapter sends (Deno's 101), or undefined (Bun). */
+  upgraded: { response: Response | undefined } | undefined;
+  /** Its request's headers, copied before an upgrade (Deno closes the request then). */
+  headers?: Headers;
+  /** The RateLimit fields of its admission, for every answer (the 101 included). */
+  rateHeaders: [string, string][] | undefined;
 }
 
 export function createWebHandler(options: WebServerOptions): WebHandler {
@@ -70,6 +94,29 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   let pending: Promise<CompiledApp> | undefined;
   let closeListener: () => void = () => {};
   let closeConnections: () => void = () => {};
+  const hub = createSocketHub(options.websocket ?? defaultSocketSettings, log);
+  let nativeUpgrade: WebUpgrade | undefined;
+  const upgradeFor = (request: Request, scope: Scope): SocketUpgrade => ({
+    origins: hub.settings.origins,
+    accepts: hub.accepts,
+    upgrade(events, protocol) {
+      if (!nativeUpgrade) return problem(runtimeProblems.internal(), scope.requestId);
+      // Deno's request is closed once upgraded: its headers are read for the access line now.
+      scope.headers = new Headers(request.headers);
+      const headers = new Headers();
+      setHeaders(headers, scope.requestId, scope.rateHeaders);
+      // Set first: Deno aborts the request's signal as it upgrades, which is not the client going.
+      scope.upgraded = { response: undefined };
+      const response = nativeUpgrade(request, events, { requestId: scope.requestId, protocol, headers });
+      if (response === false) {
+        scope.upgraded = undefined;
+        return problem(runtimeProblems.badHandshake('the runtime refused it'), scope.requestId);
+      }
+      scope.upgraded.response = response;
+      // A placeholder for the app's middleware: handle() answers with scope.upgraded instead.
+      return new Response(null);
+    },
+  });
   const deadlines = startDeadlines<Scope>({
     items: inFlight.items,
     handlerTimeoutMs: options.handlerTimeoutMs,
@@ -81,7 +128,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   const problem = ({ status, init }: ProblemAnswer, requestId: string) =>
     new Response(JSON.stringify(problemBody(status, init, requestId)), { status, headers: problemHeaders(init) });
 
-  const handle = async (request: Request, peer: string): Promise<Response> => {
+  const handle = async (request: Request, peer: string): Promise<Response | undefined> => {
     const url = request.url;
     const path = url.slice(url.indexOf('/', url.indexOf('//') + 2));
     const requestId = acceptRequestId(request.headers.get('x-request-id') ?? undefined);
@@ -99,8 +146,12 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
       reservedBytes: 0,
       limits: undefined,
       streaming: false,
+      upgraded: undefined,
+      rateHeaders: undefined,
     };
+    if (asksForWebSocket(request.headers.get('upgrade'))) scope.upgrade = upgradeFor(request, scope);
     const verdict = admission.arrive(() => scope.clientIp, running);
+    scope.rateHeaders = verdict.rateHeaders;
     if (verdict.refusal) return finish(refused(request, scope, verdict.refusal), scope, verdict.rateHeaders);
 
     inFlight.add(scope);
@@ -108,7 +159,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     // own signal aborts: that is the drain, not the client going, and the
     // handler must be left to finish. The drain deadline bounds it instead.
     const onClientGone = () => {
-      if (!closing) scope.controller.abort(new ClientGoneError());
+      if (!closing && !scope.upgraded) scope.controller.abort(new ClientGoneError());
     };
     request.signal.addEventListener('abort', onClientGone, { once: true });
     let response: Response;
@@ -120,6 +171,16 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     } finally {
       request.signal.removeEventListener('abort', onClientGone);
       if (scope.reservedBytes > 0) bodies.release(scope.reservedBytes);
+    }
+    if (scope.upgraded) {
+      inFlight.remove(scope);
+      logLine(request, path, undefined, scope);
+      return scope.upgraded.response;
+    }
+    if (scope.upgrade) {
+      // Asked for a WebSocket of a route that is not one (websocket.ts notUpgradedProblem).
+      const wrongRoute = notUpgradedProblem(response.status);
+      if (wrongRoute) response = problem(wrongRoute, requestId);
     }
     const done = finish(response, scope, verdict.rateHeaders);
     if (!scope.refused) logLine(request, path, done, scope);
@@ -302,8 +363,8 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     return out;
   };
 
-  const setHeaders = (response: Response, requestId: string, extra: [string, string][] | undefined) => {
-    const headers = response.headers;
+  const setHeaders = (target: Response | Headers, requestId: string, extra: [string, string][] | undefined) => {
+    const headers = target instanceof Headers ? target : target.headers;
     for (const [name, value] of securityHeaderEntries) headers.set(name, value);
     headers.set('x-request-id', requestId);
     if (extra) for (const [name, value] of extra) headers.set(name, value);
@@ -318,11 +379,13 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     return new Response(method === 'HEAD' ? null : body, { status, headers });
   };
 
-  const logLine = (request: Request, path: string, response: Response, scope: Scope) => {
+  // `response` undefined: the request became a WebSocket (101).
+  const logLine = (request: Request, path: string, response: Response | undefined, scope: Scope) => {
     const aborted = scope.controller.signal.reason;
     // A client that left never saw the status: 499, as node:http's line says.
-    const status = aborted instanceof ClientGoneError ? 499 : response.status;
+    const status = aborted instanceof ClientGoneError ? 499 : (response?.status ?? 101);
     if (!log.enabled(levelOf(status, aborted))) return;
+    const headers = scope.headers ?? request.headers;
     writeAccessLine(
       log,
       {
@@ -331,14 +394,14 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
         url: path,
         status,
         aborted,
-        requestSize: request.headers.get('content-length') ?? undefined,
-        responseSize: response.headers.get('content-length') ?? undefined,
-        userAgent: request.headers.get('user-agent') ?? undefined,
+        requestSize: headers.get('content-length') ?? undefined,
+        responseSize: response?.headers.get('content-length') ?? undefined,
+        userAgent: headers.get('user-agent') ?? undefined,
         remoteIp: scope.clientIp,
         startedAt: scope.startedAt,
         protocol: 'HTTP/1.1',
-        traceparent: request.headers.get('traceparent') ?? undefined,
-        cloudTrace: request.headers.get('x-cloud-trace-context') ?? undefined,
+        traceparent: headers.get('traceparent') ?? undefined,
+        cloudTrace: headers.get('x-cloud-trace-context') ?? undefined,
       },
       options.projectId,
     );
@@ -346,6 +409,10 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
 
   return {
     handle,
+    hub,
+    onUpgrade(upgrade) {
+      nativeUpgrade = upgrade;
+    },
     setApp(next) {
       pending = next;
       next.then(
@@ -364,13 +431,22 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
     stopAccepting() {
       closing = true;
       drain.abort(new DrainStartedError());
+      // After the drain signal: an app that listens to it sends its last message before the 1001.
+      hub.drain();
       closeListener();
     },
-    waitForInFlight: inFlight.wait,
+    async waitForInFlight(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      if (!(await inFlight.wait(timeoutMs))) return false;
+      // WebSockets: their closing handshakes, or the hub's drop after CLOSE_WAIT_MS.
+      return hub.wait(Math.max(0, deadline - Date.now()));
+    },
     async forceClose(reason) {
       let streams = 0;
       for (const scope of inFlight.items) if (scope.streaming) streams++;
       const requests = await inFlight.abortAll((scope) => scope.controller.abort(reason));
+      // Told 1001 at the drain's start: one still open did not answer it; it goes uncounted.
+      hub.terminateAll();
       closeConnections();
       deadlines.stop();
       return { requests, streams };

@@ -291,14 +291,8 @@ describe('cancelling a query pipelined behind another on the same connection', (
     const b = sql`select 'b' as v`;
     const c = sql`select 'c' as v`;
     const [outcomeA, outcomeB, outcomeC] = [outcomeWithin(a), outcomeWithin(b), outcomeWithin(c)];
-    await untilActive(
-      admin,
-      Number(
-        (
-          await admin`select pid from pg_stat_activity where query like '%pg_sleep(0.3)%' and pid <> pg_backend_pid()`
-        )[0]?.pid,
-      ),
-    );
+    // Polled until it shows: a one-off lookup raced the query on its way (a NaN pid, seen in a full run).
+    await untilRunning(admin, 'pg_sleep(0.3)');
     // b is sent but not yet active: its answer is still coming, after a's.
     void Promise.resolve(b.cancel()).catch(() => {});
     expect(await outcomeC).toEqual({ status: 'resolved', value: [{ v: 'c' }] });

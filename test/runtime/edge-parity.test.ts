@@ -332,7 +332,9 @@ async function build(kind: EdgeKind, scenario: Scenario): Promise<Built> {
   const handler = createWebHandler(options);
   handler.setApp(app);
   return {
-    edge: { send: (sent) => handler.handle(requestOf(sent), '127.0.0.1').then(answerOf) },
+    edge: {
+      send: (sent) => handler.handle(requestOf(sent), '127.0.0.1').then((response) => answerOf(response as Response)),
+    },
     holding,
     release,
     close: () => stop(handler),

@@ -1,18 +1,25 @@
 import type { Context } from 'hono';
+import type { WSContext } from 'hono/ws';
 import * as v from 'valibot';
 import { databaseProblem } from '../../db/errors.js';
+import { drainSignalOf, loggerOf } from '../../runtime/request-context.js';
 import { lastEventIdOf, streamEvents } from '../../runtime/sse.js';
-import type { createNoteStore } from './store.js';
+import { upgradeWebSocket } from '../../runtime/websocket.js';
+import type { createNoteStore, NoteChange } from './store.js';
 
 /**
- * The owner's change feed as server-sent events, `GET /v1/notes/events`.
- * Each change to one of the owner's notes is one event: `id:` its seq,
- * `event:` created, updated or deleted, `data:` `{"id", "version", "at"}`
- * (the note itself is a GET away: the feed carries no content). A client
- * that reconnects sends `Last-Event-ID` and gets every change after it, with
- * no gap and no duplicate, from any instance: the order is the database's
- * (migrations/0003_note_changes.sql). A new subscriber gets a `ready` event
- * whose id is where it starts.
+ * The owner's change feed, one stream of changes over two transports (the
+ * wire formats are in docs/change-feed.md):
+ *   - `GET /v1/notes/events`, server-sent events: `id:` the change's seq,
+ *     `event:` created, updated or deleted, `data:` `{"id", "version", "at"}`;
+ *     a client that reconnects sends `Last-Event-ID`.
+ *   - `GET /v1/notes/socket`, a WebSocket: the client's first message is
+ *     `{"resume": "<seq>"}` (or `{"resume": null}`: from now), then each
+ *     change is one JSON message `{"type", "seq", "id", "version", "at"}`.
+ * Either way a client that resumes gets every change after its seq, with no
+ * gap and no duplicate, from any instance: the order is the database's
+ * (migrations/0003_note_changes.sql). A subscription starts with `ready`,
+ * carrying the seq it starts after. The feed carries no content: the note is a GET away.
  *
  * New changes are found by polling the owner's rows every POLL_MS (an index
  * lookup), and at once when this instance made the change: LISTEN/NOTIFY
@@ -22,7 +29,10 @@ import type { createNoteStore } from './store.js';
 
 const POLL_MS = 1_000;
 const PAGE = 100;
+// When the database fails the feed, how soon the client should come back.
+const UNAVAILABLE_RETRY_MS = 5_000;
 const Seq = v.pipe(v.string(), v.regex(/^\d{1,18}$/, 'expected a number of up to 18 digits'));
+const Resume = v.strictObject({ resume: v.nullable(Seq) });
 
 type Store = ReturnType<typeof createNoteStore>;
 
@@ -53,35 +63,113 @@ export function createFeed(store: Store) {
       wakers.add(done);
     });
 
+  /**
+   * Every change of `owner` after `after` (undefined: from now), in order, until `signal` aborts:
+   * `ready` first with the seq it starts after. A database error is thrown to the transport.
+   */
+  const follow = async (
+    owner: string,
+    after: string | undefined,
+    signal: AbortSignal,
+    emit: { ready(seq: string): Promise<void> | void; change(change: NoteChange): Promise<void> | void },
+  ) => {
+    let cursor = after ?? (await store.latestSeq(owner, signal));
+    await emit.ready(cursor);
+    while (!signal.aborted) {
+      const changes = await store.changesAfter(owner, cursor, PAGE, signal);
+      for (const change of changes) {
+        if (signal.aborted) return;
+        await emit.change(change);
+        cursor = change.seq;
+      }
+      if (changes.length < PAGE) await nextChange(owner, signal);
+    }
+  };
+
   const serve = (c: Context, owner: string) => {
     const after = lastEventIdOf(c, Seq);
     return streamEvents(c, async (stream, signal) => {
-      let cursor = after;
       try {
-        if (cursor === undefined) {
-          cursor = await store.latestSeq(owner, signal);
-          await stream.writeSSE({ event: 'ready', id: cursor, data: '{}' });
-        }
-        while (!signal.aborted) {
-          const changes = await store.changesAfter(owner, cursor, PAGE, signal);
-          for (const change of changes) {
-            await stream.writeSSE({
+        await follow(owner, after, signal, {
+          // A client that resumes knows where it is: `ready` is for a new subscriber.
+          ready: (seq) => (after === undefined ? stream.writeSSE({ event: 'ready', id: seq, data: '{}' }) : undefined),
+          change: (change) =>
+            stream.writeSSE({
               id: change.seq,
               event: change.kind,
               data: JSON.stringify({ id: change.noteId, version: change.version, at: change.at }),
-            });
-            cursor = change.seq;
-          }
-          if (changes.length < PAGE) await nextChange(owner, signal);
-        }
+            }),
+        });
       } catch (error) {
         const problem = databaseProblem(error);
         if (!problem) throw error;
         // The database is down or slow: the client retries later, on whichever instance is ready.
-        await stream.writeSSE({ event: 'unavailable', retry: 5_000, data: JSON.stringify({ code: problem.code }) });
+        await stream.writeSSE({
+          event: 'unavailable',
+          retry: UNAVAILABLE_RETRY_MS,
+          data: JSON.stringify({ code: problem.code }),
+        });
       }
     });
   };
 
-  return { serve, changed: wake };
+  const socket = upgradeWebSocket((c) => {
+    const owner = c.get('userId') as string;
+    const log = loggerOf(c);
+    const drain = drainSignalOf(c);
+    const closed = new AbortController();
+    const signal = AbortSignal.any([closed.signal, drain]);
+    let subscribed = false;
+    const send = (ws: WSContext, message: object) => ws.send(JSON.stringify(message));
+    return {
+      onMessage(event, ws) {
+        if (subscribed) return refuse(ws, 'one subscribe message per socket; reconnect to resume elsewhere');
+        const resume = parseResume(event.data);
+        if (!resume.ok) return refuse(ws, resume.detail);
+        subscribed = true;
+        follow(owner, resume.after, signal, {
+          ready: (seq) => send(ws, { type: 'ready', seq }),
+          change: (change) =>
+            send(ws, { type: change.kind, seq: change.seq, id: change.noteId, version: change.version, at: change.at }),
+        }).catch((error: unknown) => {
+          // Ended by the client or the drain (its 1001 is the runtime's): nothing to tell.
+          if (signal.aborted) return;
+          const problem = databaseProblem(error);
+          if (!problem) {
+            log.error('change feed failed', { error: (error as Error).message });
+            return ws.close(1011, 'internal error');
+          }
+          send(ws, { type: 'unavailable', code: problem.code, retryMs: UNAVAILABLE_RETRY_MS });
+          // 1013 Try Again Later: the database, not the client.
+          ws.close(1013, 'feed unavailable');
+        });
+      },
+      onClose() {
+        closed.abort();
+      },
+    };
+  });
+
+  return { serve, socket, changed: wake };
+}
+
+// A client's bad subscribe message: told why in a message, then closed 1008 (policy violation).
+function refuse(ws: WSContext, detail: string) {
+  ws.send(JSON.stringify({ type: 'error', code: 'invalid_subscribe', detail }));
+  ws.close(1008, 'invalid subscribe message');
+}
+
+function parseResume(data: unknown): { ok: true; after: string | undefined } | { ok: false; detail: string } {
+  if (typeof data !== 'string') return { ok: false, detail: 'expected a text message' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return { ok: false, detail: 'expected JSON: {"resume": "<seq>"} or {"resume": null}' };
+  }
+  const result = v.safeParse(Resume, parsed);
+  if (!result.success) {
+    return { ok: false, detail: `expected {"resume": "<seq>"} or {"resume": null}: ${result.issues[0].message}` };
+  }
+  return { ok: true, after: result.output.resume ?? undefined };
 }

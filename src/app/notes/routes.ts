@@ -77,8 +77,9 @@ export function notesRoutes(db: Db, { idempotencyRetentionMs }: { idempotencyRet
   const feed = createFeed(store);
   const app = new Hono<Env>();
 
-  // Registered before /:id, which would take `events` for an id.
+  // Registered before /:id, which would take `events` and `socket` for an id.
   app.get('/events', (c) => feed.serve(c, c.get('userId')));
+  app.get('/socket', feed.socket);
 
   app.post('/', async (c) => {
     const input = await readJson(c, NoteInput);

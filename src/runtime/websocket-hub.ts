@@ -1,0 +1,258 @@
+import { WSContext, type WSEvents, type WSMessageReceive } from 'hono/ws';
+import { createInFlight } from './in-flight.js';
+import { errorFields, type Logger } from './logger.js';
+
+/**
+ * The WebSocket policy, written once for every edge: each edge's native
+ * socket (ws on node, Bun's ServerWebSocket, Deno's WebSocket) is wrapped in
+ * a SocketLink, and the edge turns its native events into calls on a
+ * SocketSession. What the hub enforces:
+ *   - WEBSOCKET_MAX_CONNECTIONS open sockets; an upgrade past it is a 503.
+ *   - WEBSOCKET_MAX_MESSAGE_BYTES per message: close 1009 beyond it (ws and
+ *     Bun refuse it as it arrives; Deno delivers it whole first, then the hub
+ *     closes).
+ *   - WEBSOCKET_IDLE_TIMEOUT_MS: a socket from which nothing arrived for half
+ *     of it is pinged; one silent for all of it (a peer that vanished without
+ *     a FIN, a client that stopped answering pings) is dropped. A connected
+ *     client answers pings on its own, so an idle but live socket stays.
+ *   - A client that stops reading: more than SEND_BUFFER_BYTES (or one
+ *     maximum message, if larger) waiting for it and the socket is dropped,
+ *     so what the app sends cannot pile up in memory without bound.
+ *   - The drain: close 1001 "going away" to every socket (after the drain
+ *     signal has aborted, so the app may send a last message first), up to
+ *     CLOSE_WAIT_MS for the closing handshakes, then what is left is dropped.
+ *     A peer that does not answer a close is its own fault: the drain still
+ *     exits 0, and the count of dropped sockets is logged.
+ *   - An app handler that throws: ERROR line, close 1011.
+ */
+
+export interface SocketSettings {
+  maxMessageBytes: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  /** Origins a browser may open a socket from besides the request's own host; `*` any (websocket.ts). */
+  origins: readonly string[];
+}
+
+export const defaultSocketSettings: SocketSettings = {
+  maxMessageBytes: 1024 * 1024,
+  idleTimeoutMs: 60_000,
+  maxConnections: 10_000,
+  origins: [],
+};
+
+// Node 20 and 22 have no global CloseEvent (MessageEvent and Event they have).
+const CloseEventClass: typeof CloseEvent =
+  globalThis.CloseEvent ??
+  class extends Event {
+    readonly code: number;
+    readonly reason: string;
+    readonly wasClean: boolean;
+    constructor(type: string, init: CloseEventInit = {}) {
+      super(type, init);
+      this.code = init.code ?? 0;
+      this.reason = init.reason ?? '';
+      this.wasClean = init.wasClean ?? false;
+    }
+  };
+
+// How long the drain waits for the closing handshakes before dropping the sockets left.
+export const CLOSE_WAIT_MS = 2_000;
+// Bytes the app may have waiting for a client that does not read, beyond one maximum message.
+export const SEND_BUFFER_BYTES = 1024 * 1024;
+
+/** An edge's native socket, as the hub drives it. */
+export interface SocketLink {
+  send(data: string | ArrayBuffer | Uint8Array): void;
+  close(code: number, reason: string): void;
+  /** Drops the connection without a closing handshake. */
+  terminate(): void;
+  /** Sends a ping; undefined where the runtime pings on its own (Deno's `idleTimeout`). */
+  ping: (() => void) | undefined;
+  bufferedAmount(): number;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly protocol: string;
+  readonly raw: unknown;
+}
+
+/** What an edge calls from its native socket's events. */
+export interface SocketSession {
+  opened(): void;
+  message(data: WSMessageReceive, bytes: number): void;
+  /** Anything arrived that is not a message: a pong. */
+  alive(): void;
+  closed(code: number, reason: string): void;
+  failed(error: unknown): void;
+}
+
+export interface SocketHub {
+  readonly settings: SocketSettings;
+  /** Sockets open or completing their handshake. */
+  readonly size: number;
+  /** Whether a new socket may open now: not at the cap, not draining. */
+  accepts(): boolean;
+  /** A socket whose handshake is done (or under way): it counts from now until `closed`. */
+  session(link: SocketLink, events: WSEvents<unknown>, meta: SessionMeta): SocketSession;
+  /** Close 1001 to every socket; those left after CLOSE_WAIT_MS are dropped. */
+  drain(): void;
+  /** Resolves true once every socket has closed, false after `timeoutMs`. */
+  wait(timeoutMs: number): Promise<boolean>;
+  /** Drops every socket left; resolves to how many there were. */
+  terminateAll(): number;
+}
+
+export interface SessionMeta {
+  url: URL;
+  requestId: string;
+}
+
+interface Live {
+  link: SocketLink;
+  lastSeen: number;
+  openedAt: number;
+  requestId: string;
+  closed: boolean;
+}
+
+export function createSocketHub(settings: SocketSettings, log: Logger): SocketHub {
+  const live = createInFlight<Live>();
+  let draining = false;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const sendLimit = Math.max(SEND_BUFFER_BYTES, settings.maxMessageBytes);
+
+  // One sweep for every socket, not a timer each: 10 000 idle sockets cost one timer.
+  const sweep = () => {
+    const now = Date.now();
+    for (const socket of live.items) {
+      // Deno's sockets ping on their own (deno-server.ts): their pongs never reach the hub.
+      if (!socket.link.ping) continue;
+      const silent = now - socket.lastSeen;
+      if (silent >= settings.idleTimeoutMs) {
+        log.debug('websocket silent past its idle timeout, dropped', { requestId: socket.requestId, silentMs: silent });
+        drop(socket);
+      } else if (silent >= settings.idleTimeoutMs / 2 && socket.link.readyState === 1) {
+        socket.link.ping?.();
+      }
+    }
+  };
+  const startSweep = () => {
+    if (timer) return;
+    timer = setInterval(sweep, Math.max(10, Math.floor(settings.idleTimeoutMs / 4)));
+    timer.unref();
+  };
+  const forget = (socket: Live) => {
+    if (socket.closed) return;
+    socket.closed = true;
+    live.remove(socket);
+    if (live.items.size === 0 && timer) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+  const drop = (socket: Live) => {
+    try {
+      socket.link.terminate();
+    } finally {
+      forget(socket);
+    }
+  };
+
+  return {
+    settings,
+    get size() {
+      return live.items.size;
+    },
+    accepts: () => !draining && live.items.size < settings.maxConnections,
+    session(link, events, { url, requestId }) {
+      const now = Date.now();
+      const socket: Live = { link, lastSeen: now, openedAt: now, requestId, closed: false };
+      live.add(socket);
+      startSweep();
+      const context = new WSContext<unknown>({
+        send(data) {
+          if (link.readyState !== 1) return;
+          link.send(data as string | ArrayBuffer | Uint8Array);
+          if (link.bufferedAmount() > sendLimit) {
+            log.warn('websocket client not reading, dropped', { requestId, bufferedBytes: link.bufferedAmount() });
+            drop(socket);
+          }
+        },
+        close: (code, reason) => link.close(code ?? 1000, reason ?? ''),
+        raw: link.raw,
+        get readyState() {
+          return link.readyState;
+        },
+        url,
+        protocol: link.protocol,
+      });
+      // An app handler that throws (or rejects) is a bug: logged, and the socket closes 1011.
+      const run = (name: string, call: () => unknown) => {
+        const failed = (error: unknown) => {
+          log.error('websocket handler failed', { requestId, handler: name, ...errorFields(error) });
+          if (link.readyState === 1) link.close(1011, 'internal error');
+        };
+        try {
+          const result = call();
+          if (result instanceof Promise) result.catch(failed);
+        } catch (error) {
+          failed(error);
+        }
+      };
+      return {
+        opened() {
+          if (events.onOpen) run('onOpen', () => events.onOpen?.(new Event('open'), context));
+        },
+        message(data, bytes) {
+          socket.lastSeen = Date.now();
+          if (bytes > settings.maxMessageBytes) {
+            link.close(1009, 'message too big');
+            return;
+          }
+          if (events.onMessage)
+            run('onMessage', () => events.onMessage?.(new MessageEvent('message', { data }), context));
+        },
+        alive() {
+          socket.lastSeen = Date.now();
+        },
+        closed(code, reason) {
+          forget(socket);
+          log.debug('websocket closed', { requestId, code, durationMs: Date.now() - socket.openedAt });
+          if (events.onClose)
+            run('onClose', () =>
+              events.onClose?.(new CloseEventClass('close', { code, reason, wasClean: code !== 1006 }), context),
+            );
+        },
+        failed(error) {
+          log.debug('websocket error', { requestId, ...errorFields(error) });
+          if (events.onError) run('onError', () => events.onError?.(new Event('error'), context));
+        },
+      };
+    },
+    drain() {
+      draining = true;
+      const left = [...live.items];
+      for (const socket of left) {
+        try {
+          socket.link.close(1001, 'going away');
+        } catch {
+          drop(socket);
+        }
+      }
+      if (left.length === 0) return;
+      setTimeout(() => {
+        let dropped = 0;
+        for (const socket of live.items) {
+          dropped++;
+          drop(socket);
+        }
+        if (dropped > 0) log.info('websockets dropped after the close wait', { dropped, closeWaitMs: CLOSE_WAIT_MS });
+      }, CLOSE_WAIT_MS).unref();
+    },
+    wait: live.wait,
+    terminateAll() {
+      const left = live.items.size;
+      for (const socket of [...live.items]) drop(socket);
+      return left;
+    },
+  };
+}

@@ -1,0 +1,230 @@
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { type Runtime, runtime } from '../../scripts/runtimes.js';
+import { fetchRaw, type LogLine, startFixture } from '../helpers.js';
+import { clientFrame, closeCodes, openSocket, rawSocket, refusedUpgrade } from '../websocket-client.js';
+
+// WebSockets through the runtime's upgradeWebSocket (src/runtime/websocket.ts), on each runtime's
+// own server: the same fixture bundle run by node, Bun and Deno, driven by a real client.
+
+const errors = (logs: LogLine[]) => logs.filter((line) => line.severity === 'ERROR');
+
+describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (name) => {
+  const on: Runtime = runtime(name);
+  const start = (env: Record<string, string> = {}) =>
+    startFixture({ SHUTDOWN_DELAY_MS: '0', ...env }, 'started', { runtime: on });
+
+  it('echoes messages; the 101 carries the request id and security headers, and has one access line', async () => {
+    const server = await start();
+    const client = await openSocket(server.port, '/socket/echo', { 'x-request-id': 'socket-1' });
+    expect(client.headers['x-request-id']).toBe('socket-1');
+    expect(client.headers['x-content-type-options']).toBe('nosniff');
+    client.ws.send('hello');
+    expect(await client.next()).toBe('echo:hello');
+    client.ws.send(Buffer.from([1, 2, 3]));
+    expect(await client.next((message) => message.startsWith('<binary'))).toBe('<binary 3>');
+    const access = await server.waitForLog((line) => line.message === 'request' && line.requestId === 'socket-1');
+    expect((access.httpRequest as { status: number }).status).toBe(101);
+    client.ws.close(1000, 'done');
+    expect((await client.closed).code).toBe(1000);
+    expect((await server.waitForLog((line) => line.message === 'socket closed')).code).toBe(1000);
+  });
+
+  it('closes 1009 a message over WEBSOCKET_MAX_MESSAGE_BYTES, and serves on', async () => {
+    const server = await start({ WEBSOCKET_MAX_MESSAGE_BYTES: '1000' });
+    const client = await openSocket(server.port, '/socket/echo');
+    client.ws.send('x'.repeat(1000));
+    expect(await client.next()).toBe(`echo:${'x'.repeat(1000)}`);
+    client.ws.send('x'.repeat(1001));
+    expect((await client.closed).code).toBe(1009);
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('answers a bad handshake with a problem: 426, 400, 403, and a plain route asked to upgrade', async () => {
+    const server = await start({ WEBSOCKET_ORIGINS: 'https://app.example.com' });
+    const plain = await fetchRaw(server.port, '/socket/echo');
+    expect(plain.status).toBe(426);
+    expect(plain.headers.upgrade).toBe('websocket');
+    expect(JSON.parse(plain.body).code).toBe('upgrade_required');
+    const wrongKey = await fetchRaw(server.port, '/socket/echo', {
+      headers: {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'short',
+      },
+    });
+    expect(wrongKey.status).toBe(400);
+    expect(JSON.parse(wrongKey.body).code).toBe('bad_websocket_handshake');
+    const version = await fetchRaw(server.port, '/socket/echo', {
+      headers: {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-version': '8',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    expect(version.status).toBe(426);
+    expect(version.headers['sec-websocket-version']).toBe('13');
+    const foreign = await refusedUpgrade(server.port, '/socket/echo', { origin: 'https://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(JSON.parse(foreign.body).code).toBe('origin_not_allowed');
+    const listed = await openSocket(server.port, '/socket/echo', { origin: 'https://app.example.com' });
+    listed.ws.close();
+    const own = await openSocket(server.port, '/socket/echo', { origin: `http://127.0.0.1:${server.port}` });
+    own.ws.close();
+    const notASocket = await refusedUpgrade(server.port, '/');
+    expect(notASocket.status).toBe(400);
+    expect(JSON.parse(notASocket.body).code).toBe('not_a_websocket_route');
+    // The app's own answer in front of the socket (its auth) passes as it is.
+    const unauthorized = await refusedUpgrade(server.port, '/socket/private');
+    expect(unauthorized.status).toBe(401);
+    const authorized = await openSocket(server.port, '/socket/private', { authorization: 'Bearer let-me-in' });
+    expect(await authorized.next()).toBe('welcome');
+    authorized.ws.close();
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('counts the upgrade in the rate limit and the in-flight cap, and caps open sockets', async () => {
+    const limited = await start({ RATE_LIMIT_RPS: '1', RATE_LIMIT_BURST: '1' });
+    const first = await openSocket(limited.port, '/socket/echo');
+    expect(first.headers['ratelimit-policy']).toBeDefined();
+    const second = await refusedUpgrade(limited.port, '/socket/echo');
+    expect(second.status).toBe(429);
+    first.ws.close();
+
+    const capped = await start({ WEBSOCKET_MAX_CONNECTIONS: '1', MAX_INFLIGHT_REQUESTS: '1' });
+    const open = await openSocket(capped.port, '/socket/echo');
+    const full = await refusedUpgrade(capped.port, '/socket/echo');
+    expect(full.status).toBe(503);
+    expect(full.headers['retry-after']).toBe('1');
+    expect(JSON.parse(full.body).code).toBe('overloaded');
+    open.ws.close();
+    await open.closed;
+    await capped.waitForLog((line) => line.message === 'socket closed');
+    // An open socket holds no in-flight slot; a handler that runs does.
+    const again = await openSocket(capped.port, '/socket/echo');
+    const hung = fetchRaw(capped.port, '/hang').catch(() => undefined);
+    await capped.waitForLog((line) => line.message === 'hang request started');
+    again.ws.close();
+    await again.closed;
+    await capped.waitForLog((line) => line.message === 'socket closed' && capped.logs.indexOf(line) > 0);
+    const shed = await refusedUpgrade(capped.port, '/socket/echo');
+    expect(shed.status).toBe(503);
+    capped.proc.kill('SIGKILL');
+    await hung;
+  });
+
+  it('keeps an idle socket that answers pings, and drops one that does not', async () => {
+    const server = await start({ WEBSOCKET_IDLE_TIMEOUT_MS: '1000' });
+    const live = await openSocket(server.port, '/socket/echo');
+    const pings: number[] = [];
+    live.ws.on('ping', () => pings.push(Date.now()));
+    const silent = await rawSocket(server.port, '/socket/echo');
+    // The raw client never answers a ping: it is dropped within a few idle timeouts.
+    await silent.closed;
+    live.ws.send('still here?');
+    expect(await live.next((message) => message === 'echo:still here?')).toBe('echo:still here?');
+    if (name !== 'deno') expect(pings.length).toBeGreaterThan(0);
+    live.ws.close();
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('at the drain: the app says goodbye, every socket gets 1001, and the process exits 0 with no ERROR', async () => {
+    const server = await start();
+    const clients = await Promise.all([1, 2, 3].map(() => openSocket(server.port, '/socket/echo')));
+    // One peer that never answers the close: the drain still ends, after the close wait.
+    const deaf = await rawSocket(server.port, '/socket/echo');
+    server.proc.kill('SIGTERM');
+    for (const client of clients) {
+      expect(await client.next((message) => message === 'draining')).toBe('draining');
+      expect(await client.closed).toMatchObject({ code: 1001 });
+    }
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    await deaf.closed;
+    expect(closeCodes(deaf.received())).toContain(1001);
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('closes 1011 when the app handler throws, logs it at ERROR, and serves on', async () => {
+    const server = await start();
+    const client = await openSocket(server.port, '/socket/throw');
+    client.ws.send('boom');
+    expect((await client.closed).code).toBe(1011);
+    const line = await server.waitForLog((entry) => entry.message === 'websocket handler failed');
+    expect(line.severity).toBe('ERROR');
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+  });
+
+  it('closes the socket on a malformed frame (a reserved opcode), never the server', async () => {
+    const server = await start();
+    const raw = await rawSocket(server.port, '/socket/echo');
+    // Opcode 3 is reserved (RFC 6455 §5.2): every server must fail the connection.
+    raw.socket.write(clientFrame(3, Buffer.from('reserved')));
+    await raw.closed;
+    expect(
+      closeCodes(raw.received()).every((code) => code === 1002),
+      `close codes ${closeCodes(raw.received())}`,
+    ).toBe(true);
+    const client = await openSocket(server.port, '/socket/echo');
+    client.ws.send('after');
+    expect(await client.next()).toBe('echo:after');
+    client.ws.close();
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('survives a client that resets its connection while the app checks its upgrade', async () => {
+    const server = await start();
+    for (let i = 0; i < 5; i++) {
+      const raw = connect(server.port, '127.0.0.1');
+      raw.on('error', () => {});
+      await new Promise((resolve) => raw.once('connect', resolve));
+      raw.write(
+        'GET /socket/slow?ms=200 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      await server.waitForLog(
+        (line) =>
+          line.message === 'slow socket check started' &&
+          server.logs.filter((l) => l.message === line.message).length > i,
+      );
+      raw.resetAndDestroy();
+    }
+    // After the checks end: the upgrades find their clients gone.
+    const client = await openSocket(server.port, '/socket/slow?ms=400');
+    expect(await client.next()).toBe('welcome');
+    client.ws.close();
+    expect(server.proc.exitCode).toBe(null);
+    expect(errors(server.logs)).toEqual([]);
+  });
+
+  it('drops a client that does not read what the app sends it', async () => {
+    const server = await start();
+    const raw = await rawSocket(server.port, '/socket/flood');
+    // Never read: what the app sends piles up at the server until the hub's bound.
+    raw.socket.pause();
+    const line = await server.waitForLog((entry) => entry.message === 'websocket client not reading, dropped');
+    expect(line.severity).toBe('WARNING');
+    raw.socket.destroy();
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+  });
+});
+
+// Deno has no message limit of its own: a message arrives whole before the hub can refuse it
+// (deno-server.ts, README's runtime table), so this holds on node and Bun only.
+describe.each(['node', 'bun'] as const)('WebSocket message limit on %s', (name) => {
+  it('refuses a message over the limit from its frame header, before its body arrives', async () => {
+    const server = await startFixture({ WEBSOCKET_MAX_MESSAGE_BYTES: '1000' }, 'started', { runtime: runtime(name) });
+    const raw = await rawSocket(server.port, '/socket/echo');
+    // A text frame announcing 10 MB, masked, of which only the first kilobyte is ever sent.
+    const header = Buffer.alloc(14);
+    header[0] = 0x81;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(10_000_000n, 2);
+    raw.socket.write(Buffer.concat([header, Buffer.alloc(1024, 0x78)]));
+    await raw.closed;
+    expect(closeCodes(raw.received())).toEqual([1009]);
+  });
+});
