@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { type Fixture, fetchRaw, type RawConnection, rawConnect, startFixture } from '../helpers.js';
+import { closeCodes } from '../websocket-client.js';
 
 /**
  * `npm run test:attacks`: real attack tools and hostile clients against the
@@ -507,5 +508,158 @@ describe('long-lived streams', () => {
     expect(fds()).toBeLessThanOrEqual(baseline + 2);
     expect(peak).toBeLessThan(400 * MB);
     await expectHealthyAfter(server);
+  }, 120_000);
+});
+
+/** Completes a WebSocket handshake over a bare socket; resolves with its status line. */
+function handshake(port: number, path: string, sockets: Socket[]): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    sockets.push(socket);
+    let head = '';
+    socket.setEncoding('latin1');
+    socket.on('error', () => resolve('error'));
+    socket.on('close', () => resolve(head.split('\r\n')[0] || 'closed'));
+    const onData = (chunk: string) => {
+      head += chunk;
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      resolve(head.split('\r\n')[0] as string);
+    };
+    socket.on('data', onData);
+    socket.once('connect', () =>
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      ),
+    );
+  });
+}
+
+describe('WebSockets', () => {
+  it('holds 10 000 idle WebSockets, keeps serving, and drains them all with 1001 and exit 0', async () => {
+    // The 10 001st is over the default WEBSOCKET_MAX_CONNECTIONS.
+    const server = await startFixture(
+      { ...TIMEOUTS, SHUTDOWN_DELAY_MS: '0', MAX_INFLIGHT_REQUESTS: '0', WEBSOCKET_MAX_CONNECTIONS: '20000' },
+      'started',
+    );
+    const sockets: Socket[] = [];
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    // One first, so what `ws` costs to load is not counted per socket.
+    expect(await handshake(server.port, '/socket/echo', sockets)).toBe('HTTP/1.1 101 Switching Protocols');
+    const before = rssBytes(server);
+    const rss = watchRss(server);
+    let upgraded = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      const lines = await Promise.all(
+        Array.from({ length: 500 }, () => handshake(server.port, '/socket/echo', sockets)),
+      );
+      upgraded += lines.filter((line) => line === 'HTTP/1.1 101 Switching Protocols').length;
+    }
+    const after = rssBytes(server);
+    const stopProbe = probe(server.port);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const prober = await stopProbe();
+    const perSocketKb = (after - before) / upgraded / 1024;
+    const peak = rss();
+    // None of these raw clients answers a close: the drain drops them after its close wait.
+    const closed = sockets.map((socket) =>
+      socket.destroyed ? undefined : new Promise((resolve) => socket.once('close', resolve)),
+    );
+    const received: Buffer[][] = sockets.map(() => []);
+    sockets.forEach((socket, i) => {
+      socket.setEncoding('binary' as BufferEncoding);
+      socket.on('data', (chunk: string) => received[i]?.push(Buffer.from(chunk, 'binary')));
+    });
+    const drainStarted = performance.now();
+    server.proc.kill('SIGTERM');
+    const exited = await server.exited;
+    const drainS = (performance.now() - drainStarted) / 1000;
+    await Promise.all(closed);
+    const told = received.filter((chunks) => closeCodes(Buffer.concat(chunks)).includes(1001)).length;
+    console.log(
+      `idle WebSockets: ${upgraded} open, server RSS ${Math.round(before / MB)} -> ${Math.round(after / MB)} MB ` +
+        `(${perSocketKb.toFixed(1)} KiB per socket), peak ${Math.round(peak / MB)} MB; prober p99 ${prober.p99Ms.toFixed(1)} ms; ` +
+        `drain: ${told} told 1001, exit ${exited.code} after ${drainS.toFixed(1)} s`,
+    );
+    expect(upgraded).toBe(10_000);
+    expect(prober.failures).toBe(0);
+    expect(told).toBe(10_001);
+    expect(exited).toEqual({ code: 0, signal: null });
+    expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
+    expect(peak).toBeLessThan(600 * MB);
+  }, 180_000);
+
+  it('closes 1009 on 200 clients each announcing a 1 GiB message, with flat memory', async () => {
+    const server = await startFixture({ ...TIMEOUTS, LOG_LEVEL: 'warn' }, 'none');
+    const sockets: Socket[] = [];
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    await handshake(server.port, '/socket/echo', sockets);
+    const before = rssBytes(server);
+    const rss = watchRss(server);
+    const header = Buffer.alloc(14);
+    header[0] = 0x81;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(2n ** 30n, 2);
+    const codes = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const mine: Socket[] = [];
+        await handshake(server.port, '/socket/echo', mine);
+        const socket = mine[0] as Socket;
+        sockets.push(socket);
+        const chunks: Buffer[] = [];
+        socket.setEncoding('binary' as BufferEncoding);
+        socket.on('data', (chunk: string) => chunks.push(Buffer.from(chunk, 'binary')));
+        // The header, then 1 MiB of the body as fast as the server takes it.
+        socket.write(Buffer.concat([header, Buffer.alloc(1024 * 1024, 0x78)]));
+        await new Promise((resolve) => socket.once('close', resolve));
+        const bytes = Buffer.concat(chunks);
+        return bytes.length >= 4 && bytes[0] === 0x88 ? bytes.readUInt16BE(2) : -1;
+      }),
+    );
+    const peak = rss();
+    console.log(
+      `oversized messages: close codes ${JSON.stringify([...new Set(codes)])}; RSS ${Math.round(before / MB)} -> peak ${Math.round(peak / MB)} MB`,
+    );
+    expect(codes.every((code) => code === 1009)).toBe(true);
+    expect(peak - before).toBeLessThan(100 * MB);
+    await expectHealthyAfter(server);
+  }, 120_000);
+
+  it('refuses an upgrade flood past the rate limit with 429, and keeps /healthz answering', async () => {
+    const server = await startFixture(
+      { ...TIMEOUTS, LOG_LEVEL: 'warn', RATE_LIMIT_RPS: '50', RATE_LIMIT_BURST: '50' },
+      'none',
+    );
+    const sockets: Socket[] = [];
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    const stopProbe = probe(server.port, ['/healthz']);
+    const startedAt = performance.now();
+    const lines: string[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      lines.push(
+        ...(await Promise.all(Array.from({ length: 200 }, () => handshake(server.port, '/socket/echo', sockets)))),
+      );
+    }
+    const seconds = (performance.now() - startedAt) / 1000;
+    const prober = await stopProbe();
+    const counts: Record<string, number> = {};
+    for (const line of lines) counts[line] = (counts[line] ?? 0) + 1;
+    const upgraded = counts['HTTP/1.1 101 Switching Protocols'] ?? 0;
+    console.log(
+      `upgrade flood: 2000 upgrades in ${seconds.toFixed(1)} s: ${JSON.stringify(counts)}; prober ${prober.failures} failures`,
+    );
+    expect(upgraded + (counts['HTTP/1.1 429 Too Many Requests'] ?? 0)).toBe(2_000);
+    // The bucket: its burst, and its rate over the flood's time (one second of slack).
+    expect(upgraded).toBeLessThanOrEqual(50 + 50 * (seconds + 1));
+    expect(prober.failures).toBe(0);
+    for (const socket of sockets) socket.destroy();
+    expect(server.proc.exitCode).toBeNull();
   }, 120_000);
 });

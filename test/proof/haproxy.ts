@@ -33,6 +33,8 @@ defaults
   timeout client 30s
   timeout server 30s
   timeout http-keep-alive 10s
+  # WebSockets: the tunnel's idle bound, above the servers' ping interval.
+  timeout tunnel 120s
   retries 3
   option redispatch 1
 

@@ -3,6 +3,7 @@ import { build } from 'esbuild';
 import { sign } from 'hono/jwt';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { bundleOptions } from '../../scripts/bundle-options.js';
 import { freshDatabase } from '../db-helpers.js';
 import { type Fixture, freePort, spawnProgram, startFixture } from '../helpers.js';
@@ -36,6 +37,7 @@ interface Outcome {
   drainMs: number[];
 }
 
+// Of each kind: server-sent events, and WebSockets.
 const SUBSCRIBERS = 4;
 
 interface Subscriber {
@@ -81,14 +83,52 @@ function subscribe(port: number, token: string, stop: AbortSignal): Subscriber {
       req.on('error', () => resolve());
       req.end();
     });
-  sub.done = (async () => {
-    while (!stop.aborted) {
-      sub.reconnects++;
-      await once();
-      // A client's retry delay, shorter than the 1 s the server suggests, so the test runs quicker.
-      if (!stop.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  })();
+  sub.done = reconnecting(sub, once, stop);
+  return sub;
+}
+
+// Runs one connection after another until `stop`, counting the reconnects.
+async function reconnecting(sub: Subscriber, once: () => Promise<void>, stop: AbortSignal) {
+  while (!stop.aborted) {
+    sub.reconnects++;
+    await once();
+    // A client's retry delay, shorter than the 1 s the server suggests, so the test runs quicker.
+    if (!stop.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * A change-feed client over the WebSocket, as a well-written one is: it
+ * subscribes with the last seq it saw (`from` at first) and reconnects after
+ * every close (a drain's 1001, a refusal), until `stop` aborts.
+ */
+function subscribeSocket(port: number, token: string, from: string, stop: AbortSignal): Subscriber {
+  const sub: Subscriber = { created: [], reconnects: -1, done: Promise.resolve() };
+  let last = from;
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/notes/socket`, {
+        headers: { authorization: `Bearer ${token}` },
+        perMessageDeflate: false,
+      });
+      ws.on('open', () => ws.send(JSON.stringify({ resume: last })));
+      ws.on('message', (data) => {
+        const message = JSON.parse(String(data)) as { type: string; seq?: string };
+        if (message.type === 'created' || message.type === 'updated' || message.type === 'deleted') {
+          last = message.seq as string;
+          if (message.type === 'created') sub.created.push(last);
+        }
+      });
+      const abort = () => ws.terminate();
+      stop.addEventListener('abort', abort, { once: true });
+      ws.on('close', () => {
+        stop.removeEventListener('abort', abort);
+        resolve();
+      });
+      // A refused upgrade (a 503 from an instance that is draining) or a reset: 'close' follows.
+      ws.on('error', () => {});
+    });
+  sub.done = reconnecting(sub, once, stop);
   return sub;
 }
 
@@ -148,6 +188,10 @@ async function rollout(
   const stopFeed = new AbortController();
   const subs = Array.from({ length: subscribers }, () => subscribe(proxy.port, token, stopFeed.signal));
   const [startSeq] = await seedSql<{ seq: string }[]>`select coalesce(max(seq), 0)::text as seq from note_changes`;
+  // The WebSocket clients resume from that seq on their first connection too: no race with the load.
+  for (let i = 0; i < subscribers; i++) {
+    subs.push(subscribeSocket(proxy.port, token, startSeq?.seq ?? '0', stopFeed.signal));
+  }
 
   // The load: open loop, a fixed rate, until the rollout is over.
   let running = true;
@@ -235,7 +279,12 @@ async function rollout(
   return {
     scenario,
     feed: subscribers
-      ? { subscribers, reconnects: subs.map((sub) => sub.reconnects), delivered, expected: expected.length }
+      ? {
+          subscribers: subs.length,
+          reconnects: subs.map((sub) => sub.reconnects),
+          delivered,
+          expected: expected.length,
+        }
       : undefined,
     errorLines,
     requests,
@@ -270,7 +319,7 @@ describe('rolling restarts behind HAProxy', () => {
     await build({ ...bundleOptions, entryPoints: ['test/proof/naive-server.ts'], outfile: NAIVE });
   });
 
-  it('loses no request, no write and no change-feed event through five rolling restarts of both instances', async () => {
+  it('loses no request, no write and no change-feed event (SSE or WebSocket) through five rolling restarts of both instances', async () => {
     const outcome = await rollout(
       'runway, SHUTDOWN_DELAY_MS=1000',
       'dist/server.js',
@@ -278,8 +327,8 @@ describe('rolling restarts behind HAProxy', () => {
       { subscribers: SUBSCRIBERS },
     );
     report(outcome);
-    expect(outcome.feed?.delivered).toEqual(Array(SUBSCRIBERS).fill('every created note, once, in order'));
-    // Each reconnected at least once per restart it was connected to: the drains ended their streams.
+    expect(outcome.feed?.delivered).toEqual(Array(2 * SUBSCRIBERS).fill('every created note, once, in order'));
+    // Each reconnected at least once per restart it was connected to: the drains ended their streams and sockets.
     for (const reconnects of outcome.feed?.reconnects ?? []) expect(reconnects).toBeGreaterThanOrEqual(CYCLES);
     expect(outcome.errorLines).toEqual([]);
     expect(outcome.restarts).toBe(2 * CYCLES);
