@@ -20,7 +20,13 @@ import { createNodeSockets } from './node-websocket.js';
 import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
 import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
-import { abortRequest, attachRequestState, clientIpOfState, type RequestState } from './request-context.js';
+import {
+  abortRequest,
+  attachRequestState,
+  clientIpOfState,
+  drainController,
+  type RequestState,
+} from './request-context.js';
 import { acceptRequestId } from './request-id.js';
 import { absoluteUrl, type LimitsFor, type RouteLimits } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
@@ -106,7 +112,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   let running = 0;
   let closing = false;
   // One signal for every request: drainSignalOf(c) (request-context.ts).
-  const drain = new AbortController();
+  const drain = drainController();
   const release = (state: RequestState) => {
     if (!state.admitted) return;
     state.admitted = false;

@@ -10,7 +10,7 @@ import type { Drainable } from './lifecycle.js';
 import { errorFields } from './logger.js';
 import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
 import { problemBody, problemHeaders } from './problem.js';
-import type { WebScope } from './request-context.js';
+import { drainController, type WebScope } from './request-context.js';
 import { acceptRequestId } from './request-id.js';
 import type { RouteLimits } from './route-settings.js';
 import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
@@ -89,7 +89,7 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   let running = 0;
   let closing = false;
   // One signal for every request: drainSignalOf(c) (request-context.ts).
-  const drain = new AbortController();
+  const drain = drainController();
   let app: CompiledApp | undefined;
   let pending: Promise<CompiledApp> | undefined;
   let closeListener: () => void = () => {};

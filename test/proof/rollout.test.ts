@@ -3,9 +3,9 @@ import { build } from 'esbuild';
 import { sign } from 'hono/jwt';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { bundleOptions } from '../../scripts/bundle-options.js';
 import { freshDatabase } from '../db-helpers.js';
+import { deliveryOf, subscribeEvents, subscribeSocket } from '../feed-clients.js';
 import { type Fixture, freePort, spawnProgram, startFixture } from '../helpers.js';
 import { startHaproxy } from './haproxy.js';
 
@@ -39,98 +39,6 @@ interface Outcome {
 
 // Of each kind: server-sent events, and WebSockets.
 const SUBSCRIBERS = 4;
-
-interface Subscriber {
-  /** The ids of the `created` events received, in order. */
-  created: string[];
-  reconnects: number;
-  done: Promise<void>;
-}
-
-/**
- * A change-feed client as a browser's EventSource is: it reconnects after
- * every end (a drain's `retry:`, a cut, a refusal) with the last id it saw
- * as Last-Event-ID, until `stop` aborts.
- */
-function subscribe(port: number, token: string, stop: AbortSignal): Subscriber {
-  const sub: Subscriber = { created: [], reconnects: -1, done: Promise.resolve() };
-  let last: string | undefined;
-  const once = () =>
-    new Promise<void>((resolve) => {
-      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-      if (last) headers['last-event-id'] = last;
-      const req = request({ host: '127.0.0.1', port, path: '/v1/notes/events', agent: false, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          text += chunk;
-          let end = text.indexOf('\n\n');
-          while (end !== -1) {
-            const block = text.slice(0, end);
-            text = text.slice(end + 2);
-            end = text.indexOf('\n\n');
-            const id = /^id: (\d+)$/m.exec(block)?.[1];
-            if (!id) continue;
-            last = id;
-            if (/^event: created$/m.test(block)) sub.created.push(id);
-          }
-        });
-        res.on('close', () => resolve());
-      });
-      const abort = () => req.destroy();
-      stop.addEventListener('abort', abort, { once: true });
-      req.on('close', () => stop.removeEventListener('abort', abort));
-      req.on('error', () => resolve());
-      req.end();
-    });
-  sub.done = reconnecting(sub, once, stop);
-  return sub;
-}
-
-// Runs one connection after another until `stop`, counting the reconnects.
-async function reconnecting(sub: Subscriber, once: () => Promise<void>, stop: AbortSignal) {
-  while (!stop.aborted) {
-    sub.reconnects++;
-    await once();
-    // A client's retry delay, shorter than the 1 s the server suggests, so the test runs quicker.
-    if (!stop.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/**
- * A change-feed client over the WebSocket, as a well-written one is: it
- * subscribes with the last seq it saw (`from` at first) and reconnects after
- * every close (a drain's 1001, a refusal), until `stop` aborts.
- */
-function subscribeSocket(port: number, token: string, from: string, stop: AbortSignal): Subscriber {
-  const sub: Subscriber = { created: [], reconnects: -1, done: Promise.resolve() };
-  let last = from;
-  const once = () =>
-    new Promise<void>((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/notes/socket`, {
-        headers: { authorization: `Bearer ${token}` },
-        perMessageDeflate: false,
-      });
-      ws.on('open', () => ws.send(JSON.stringify({ resume: last })));
-      ws.on('message', (data) => {
-        const message = JSON.parse(String(data)) as { type: string; seq?: string };
-        if (message.type === 'created' || message.type === 'updated' || message.type === 'deleted') {
-          last = message.seq as string;
-          if (message.type === 'created') sub.created.push(last);
-        }
-      });
-      const abort = () => ws.terminate();
-      stop.addEventListener('abort', abort, { once: true });
-      ws.on('close', () => {
-        stop.removeEventListener('abort', abort);
-        resolve();
-      });
-      // A refused upgrade (a 503 from an instance that is draining) or a reset: 'close' follows.
-      ws.on('error', () => {});
-    });
-  sub.done = reconnecting(sub, once, stop);
-  return sub;
-}
 
 async function rollout(
   scenario: string,
@@ -186,7 +94,7 @@ async function rollout(
   const [seed] = await seedSql<{ id: string }[]>`select id from notes where title = 'seed'`;
   // Subscribed before the load: every note the load creates must reach every subscriber, once, in order.
   const stopFeed = new AbortController();
-  const subs = Array.from({ length: subscribers }, () => subscribe(proxy.port, token, stopFeed.signal));
+  const subs = Array.from({ length: subscribers }, () => subscribeEvents(proxy.port, token, stopFeed.signal));
   const [startSeq] = await seedSql<{ seq: string }[]>`select coalesce(max(seq), 0)::text as seq from note_changes`;
   // The WebSocket clients resume from that seq on their first connection too: no race with the load.
   for (let i = 0; i < subscribers; i++) {
@@ -260,12 +168,7 @@ async function rollout(
   stopFeed.abort();
   await Promise.all(subs.map((sub) => sub.done));
   await seedSql.end({ timeout: 1 });
-  const wanted = expected.join(',');
-  const delivered = subs.map((sub) =>
-    sub.created.join(',') === wanted
-      ? 'every created note, once, in order'
-      : `${sub.created.length} of ${expected.length}, ${new Set(sub.created).size} distinct, in order: ${sub.created.every((id, i) => i === 0 || Number(id) > Number(sub.created[i - 1]))}`,
-  );
+  const delivered = subs.map((sub) => deliveryOf(sub, expected));
 
   for (const name of ['a', 'b'] as const) {
     instances[name].proc.kill('SIGTERM');

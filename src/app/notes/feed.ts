@@ -31,6 +31,9 @@ const POLL_MS = 1_000;
 const PAGE = 100;
 // When the database fails the feed, how soon the client should come back.
 const UNAVAILABLE_RETRY_MS = 5_000;
+// A poll is an index lookup. A stream has no handler deadline, so without this bound a query on a
+// black-holed connection would hold the subscriber forever, its heartbeats saying all is well.
+const QUERY_BOUND_MS = 10_000;
 const Seq = v.pipe(v.string(), v.regex(/^\d{1,18}$/, 'expected a number of up to 18 digits'));
 const Resume = v.strictObject({ resume: v.nullable(Seq) });
 
@@ -73,10 +76,11 @@ export function createFeed(store: Store) {
     signal: AbortSignal,
     emit: { ready(seq: string): Promise<void> | void; change(change: NoteChange): Promise<void> | void },
   ) => {
-    let cursor = after ?? (await store.latestSeq(owner, signal));
+    let cursor = after ?? (await bounded(signal, (query) => store.latestSeq(owner, query)));
     await emit.ready(cursor);
     while (!signal.aborted) {
-      const changes = await store.changesAfter(owner, cursor, PAGE, signal);
+      const from = cursor;
+      const changes = await bounded(signal, (query) => store.changesAfter(owner, from, PAGE, query));
       for (const change of changes) {
         if (signal.aborted) return;
         await emit.change(change);
@@ -101,7 +105,7 @@ export function createFeed(store: Store) {
             }),
         });
       } catch (error) {
-        const problem = databaseProblem(error);
+        const problem = feedProblem(error);
         if (!problem) throw error;
         // The database is down or slow: the client retries later, on whichever instance is ready.
         await stream.writeSSE({
@@ -134,7 +138,7 @@ export function createFeed(store: Store) {
         }).catch((error: unknown) => {
           // Ended by the client or the drain (its 1001 is the runtime's): nothing to tell.
           if (signal.aborted) return;
-          const problem = databaseProblem(error);
+          const problem = feedProblem(error);
           if (!problem) {
             log.error('change feed failed', { error: (error as Error).message });
             return ws.close(1011, 'internal error');
@@ -151,6 +155,34 @@ export function createFeed(store: Store) {
   });
 
   return { serve, socket, changed: wake };
+}
+
+/**
+ * Runs `query` under `signal` and QUERY_BOUND_MS. Not AbortSignal.any with AbortSignal.timeout: on
+ * Node 20 that combined signal is garbage-collected while it waits, and never aborts (seen: a
+ * black-holed database held every subscriber until the test's bound).
+ */
+async function bounded<T>(signal: AbortSignal, query: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('the feed query took too long', 'TimeoutError')),
+    QUERY_BOUND_MS,
+  );
+  const forward = () => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener('abort', forward, { once: true });
+  try {
+    return await query(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', forward);
+  }
+}
+
+// What the client is told when the feed's query failed: the database's problem, or its own bound.
+function feedProblem(error: unknown): { code: string } | undefined {
+  if (error instanceof DOMException && error.name === 'TimeoutError') return { code: 'query_timeout' };
+  return databaseProblem(error);
 }
 
 // A client's bad subscribe message: told why in a message, then closed 1008 (policy violation).
