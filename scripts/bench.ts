@@ -6,6 +6,7 @@ import { benchDatabase } from './bench-db.js';
 import { DURATION_S, get, type Program, quantile, rssMb, start, stop, waitFor200, wrk, wrkAsync } from './bench-lib.js';
 import { benchOverload, guardCost, guardNanoseconds, OVERLOAD_DELAY_MS } from './bench-overload.js';
 import { benchStreams, type StreamRow } from './bench-streams.js';
+import { benchWebSockets, type SocketRow } from './bench-websockets.js';
 import { bundleOptions } from './bundle-options.js';
 import { freePort } from './free-port.js';
 import { ensureNode24 } from './node24.js';
@@ -23,7 +24,7 @@ import { runtime } from './runtimes.js';
  * Knobs: BENCH_SPAWNS (cold starts per program, default 21), BENCH_DURATION_S
  * (wrk seconds, default 5), BENCH_ROUNDS (runs per row, median kept, default
  * 3), BENCH_ONLY (comma list of sections: startup, throughput, drain,
- * overload, guards, runtimes, notes, streams), BENCH_OVERLOAD_DELAY_MS (the shedding bound
+ * overload, guards, runtimes, notes, streams, websockets), BENCH_OVERLOAD_DELAY_MS (the shedding bound
  * of the overload rows, default 50), BENCH_DATABASE_URL (else TEST_DATABASE_URL,
  * else the local server).
  */
@@ -414,6 +415,28 @@ const streamsTable = streams.length
     ].join('\n')
   : '';
 
+// ---- websockets: echo over 200 sockets, @hono/node-server's upgradeWebSocket with ws against runway's
+const sockets: SocketRow[] = runs('websockets')
+  ? await benchWebSockets(
+      (['hono', 'runway'] as const).map((peer) => ({ name: peerNames[peer], file: peerFiles[peer], env: quiet })),
+    )
+  : [];
+const socketsTable = sockets.length
+  ? [
+      `WebSockets: ${sockets[0]?.clients} sockets each echoing ${(sockets[0]?.messages ?? 0) / (sockets[0]?.clients ?? 1)} messages of 100 bytes in turn; then ${sockets[0]?.idleSockets} idle sockets.`,
+      '',
+      '| server | messages/s | server CPU per message (µs) | seconds | peak RSS (MB) | idle RSS per socket (KiB) | clients cut short |',
+      '|---|---|---|---|---|---|---|',
+      ...sockets.map(
+        (row) =>
+          `| ${row.server} | ${fmt(row.messagesPerSecond)} | ${row.cpuUsPerMessage.toFixed(1)} | ${row.seconds.toFixed(2)} | ${fmt(row.peakRssMb)} | ${row.idleKbPerSocket.toFixed(1)} | ${row.failed} |`,
+      ),
+      sockets.length === 2
+        ? `\nrunway / @hono/node-server: ${ratio(sockets[1]?.messagesPerSecond, sockets[0]?.messagesPerSecond)} messages/s, ${ratio(sockets[1]?.cpuUsPerMessage, sockets[0]?.cpuUsPerMessage)} CPU per message, ${ratio(sockets[1]?.idleKbPerSocket, sockets[0]?.idleKbPerSocket)} memory per idle socket.`
+        : '',
+    ].join('\n')
+  : '';
+
 const meta = {
   date: new Date().toISOString(),
   node: process.version,
@@ -424,7 +447,7 @@ const meta = {
   sections: ONLY ?? 'all',
 };
 const header = `node ${meta.node} (and ${meta.node24}), ${meta.cpus} cores, ${SPAWNS} spawns per program, wrk ${meta.wrk}, ${meta.date.slice(0, 10)}`;
-const report = [header, peerTable, overloadTable, guardTable, runtimeTable, notesTable, streamsTable]
+const report = [header, peerTable, overloadTable, guardTable, runtimeTable, notesTable, streamsTable, socketsTable]
   .filter(Boolean)
   .join('\n\n');
 console.log(`\n${report}`);
@@ -433,7 +456,7 @@ mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
 writeFileSync(
   file,
-  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes, streams }, null, 2)}\n`,
+  `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes, streams, sockets }, null, 2)}\n`,
 );
 console.log(`\nwritten to ${file}`);
 

@@ -5,7 +5,7 @@ import { problemResponse } from './problem.js';
 import { type RequestState, stateOf } from './request-context.js';
 import { runtimeProblems } from './runtime-problems.js';
 import type { SocketUpgrade } from './websocket.js';
-import type { SocketHub, SocketLink } from './websocket-hub.js';
+import type { SocketHub, SocketLink, SocketSession } from './websocket-hub.js';
 
 /**
  * WebSockets on the node edge, with `ws` (what @hono/node-server uses). Not
@@ -91,21 +91,27 @@ export function createNodeSockets(hub: SocketHub): NodeSockets {
             url: new URL(state.req.url ?? '/', `http://${state.req.headers.host ?? 'localhost'}`),
             requestId: state.requestId,
           });
-          native.on('message', (data: Buffer, isBinary: boolean) => {
-            session.message(
-              isBinary ? data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) : data.toString('utf8'),
-              data.byteLength,
-            );
-          });
-          native.on('pong', session.alive);
-          native.on('close', (code: number, reason: Buffer) => session.closed(code, reason.toString('utf8')));
-          native.on('error', session.failed);
-          session.opened();
+          wire(native, session);
           return new Response(null);
         },
       };
     },
   };
+}
+
+// Outside offer(): the listeners' closures hold the socket and its session, not the request it came
+// from (its response object, its headers), for as long as the socket lives.
+function wire(ws: WebSocket, session: SocketSession) {
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    session.message(
+      isBinary ? data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) : data.toString('utf8'),
+      data.byteLength,
+    );
+  });
+  ws.on('pong', session.alive);
+  ws.on('close', (code: number, reason: Buffer) => session.closed(code, reason.toString('utf8')));
+  ws.on('error', session.failed);
+  session.opened();
 }
 
 function link(ws: WebSocket): SocketLink {

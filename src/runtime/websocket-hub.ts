@@ -108,7 +108,9 @@ export interface SessionMeta {
 
 interface Live {
   link: SocketLink;
+  /** When something last arrived, as the sweep saw it: `heard` is set per frame, read per sweep. */
   lastSeen: number;
+  heard: boolean;
   openedAt: number;
   requestId: string;
   closed: boolean;
@@ -126,6 +128,10 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     for (const socket of live.items) {
       // Deno's sockets ping on their own (deno-server.ts): their pongs never reach the hub.
       if (!socket.link.ping) continue;
+      if (socket.heard) {
+        socket.heard = false;
+        socket.lastSeen = now;
+      }
       const silent = now - socket.lastSeen;
       if (silent >= settings.idleTimeoutMs) {
         log.debug('websocket silent past its idle timeout, dropped', { requestId: socket.requestId, silentMs: silent });
@@ -165,7 +171,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     accepts: () => !draining && live.items.size < settings.maxConnections,
     session(link, events, { url, requestId }) {
       const now = Date.now();
-      const socket: Live = { link, lastSeen: now, openedAt: now, requestId, closed: false };
+      const socket: Live = { link, lastSeen: now, heard: false, openedAt: now, requestId, closed: false };
       live.add(socket);
       startSweep();
       const context = new WSContext<unknown>({
@@ -186,33 +192,41 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         protocol: link.protocol,
       });
       // An app handler that throws (or rejects) is a bug: logged, and the socket closes 1011.
+      const fail = (name: string, error: unknown) => {
+        log.error('websocket handler failed', { requestId, handler: name, ...errorFields(error) });
+        if (link.readyState === 1) link.close(1011, 'internal error');
+      };
+      const failMessage = (error: unknown) => fail('onMessage', error);
       const run = (name: string, call: () => unknown) => {
-        const failed = (error: unknown) => {
-          log.error('websocket handler failed', { requestId, handler: name, ...errorFields(error) });
-          if (link.readyState === 1) link.close(1011, 'internal error');
-        };
         try {
           const result = call();
-          if (result instanceof Promise) result.catch(failed);
+          if (result instanceof Promise) result.catch((error: unknown) => fail(name, error));
         } catch (error) {
-          failed(error);
+          fail(name, error);
         }
       };
       return {
         opened() {
           if (events.onOpen) run('onOpen', () => events.onOpen?.(new Event('open'), context));
         },
+        // The hot path: no closure per message, no clock read (the sweep reads `heard`).
         message(data, bytes) {
-          socket.lastSeen = Date.now();
+          socket.heard = true;
           if (bytes > settings.maxMessageBytes) {
             link.close(1009, 'message too big');
             return;
           }
-          if (events.onMessage)
-            run('onMessage', () => events.onMessage?.(new MessageEvent('message', { data }), context));
+          const onMessage = events.onMessage;
+          if (!onMessage) return;
+          try {
+            const result: unknown = onMessage(new MessageEvent('message', { data }), context);
+            if (result instanceof Promise) result.catch(failMessage);
+          } catch (error) {
+            failMessage(error);
+          }
         },
         alive() {
-          socket.lastSeen = Date.now();
+          socket.heard = true;
         },
         closed(code, reason) {
           forget(socket);
