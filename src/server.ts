@@ -5,20 +5,18 @@ import { main } from './main.js';
 // the bundle), so /healthz answers while they load.
 void main({
   loadApp: async (deps) => {
-    const [{ createApp }, { openDatabase }, { startIdempotencySweep }] = await Promise.all([
+    const [{ createApp }, { openDatabase }, { startIdempotencySweep }, { startFeedSweep }] = await Promise.all([
       import('./app/create-app.js'),
       import('./db/open-database.js'),
       import('./app/notes/idempotency-sweep.js'),
+      import('./app/notes/feed-sweep.js'),
     ]);
     const db = await openDatabase(deps);
     if (db) {
-      // Stops when shutdown begins, before the pool is ended.
-      startIdempotencySweep({
-        sql: db.sql,
-        retentionMs: deps.config.idempotencyRetentionMs,
-        log: deps.log,
-        signal: deps.shutdownSignal,
-      });
+      // Both stop when shutdown begins, before the pool is ended.
+      const { log, shutdownSignal: signal } = deps;
+      startIdempotencySweep({ sql: db.sql, retentionMs: deps.config.idempotencyRetentionMs, log, signal });
+      startFeedSweep({ sql: db.sql, retentionMs: deps.config.feedRetentionMs, log, signal });
     }
     return createApp({ ...deps, db });
   },

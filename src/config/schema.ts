@@ -141,6 +141,7 @@ export const ConfigSchema = v.pipe(
       jwtClockSkewMs: env.JWT_CLOCK_SKEW_MS,
       jwtMaxLifetimeMs: env.JWT_MAX_LIFETIME_MS,
       idempotencyRetentionMs: env.IDEMPOTENCY_RETENTION_MS,
+      feedRetentionMs: env.FEED_RETENTION_MS,
       db: {
         poolMax: env.DB_POOL_MAX,
         connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,

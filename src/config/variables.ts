@@ -292,6 +292,15 @@ export const EnvSchema = v.object({
     ),
     '86400000',
   ),
+  FEED_RETENTION_MS: v.optional(
+    v.pipe(
+      integer(60_000, 7_776_000_000),
+      doc(
+        'How long the change feed keeps its history; a client resuming from before it is told `truncated` and reloads. From 1 min to 90 days.',
+      ),
+    ),
+    '604800000',
+  ),
   K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
   ECS_CONTAINER_METADATA_URI_V4: v.optional(
     v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),

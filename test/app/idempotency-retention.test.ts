@@ -81,7 +81,7 @@ describe('the idempotency sweep', () => {
     const owner = `timer-${randomUUID()}`;
     await insertKeys(owner, 3, '2 hours');
     const sweep = sweepFor({ intervalMs: 5 });
-    await sweep.logged('expired idempotency keys deleted');
+    await sweep.logged('expired idempotency rows deleted');
     expect(await keysOf(owner)).toBe(0);
     sweep.shutdown.abort();
     await insertKeys(owner, 2, '2 hours');

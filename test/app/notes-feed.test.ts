@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app/create-app.js';
+import { startFeedSweep } from '../../src/app/notes/feed-sweep.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { createNote, subscribe } from './feed-helpers.js';
 import { type NotesHarness, notesHarness } from './notes-harness.js';
@@ -80,5 +81,63 @@ describe('the change feed', () => {
   it('asks for a token like the rest of /v1', async () => {
     const res = await harness.app.request('/v1/notes/events');
     expect(res.status).toBe(401);
+  });
+});
+
+describe("the change feed's retention", () => {
+  const DAY_MS = 86_400_000;
+  const sweepOnce = async () => {
+    const shutdown = new AbortController();
+    const sweep = startFeedSweep({
+      sql: harness.sql,
+      retentionMs: DAY_MS,
+      log: createLogger({ level: 'error' }),
+      signal: shutdown.signal,
+      intervalMs: 3_600_000,
+    });
+    const deleted = await sweep.sweep();
+    shutdown.abort();
+    return deleted;
+  };
+  const seqsOf = async (owner: string) =>
+    (
+      await harness.sql<{ seq: string }[]>`
+        select seq::text as seq from note_changes where owner = ${owner} order by note_changes.seq`
+    ).map((row) => row.seq);
+
+  it('deletes changes past FEED_RETENTION_MS, and tells a client resuming from before them, then goes on', async () => {
+    for (const title of ['a', 'b', 'c', 'd']) await createNote(harness, 'feed-old', title);
+    const [first, second, third, fourth] = await seqsOf('feed-old');
+    // The first two are two days old: past the retention.
+    await harness.sql`update note_changes set at = now() - interval '2 days' where seq <= ${second as string}::bigint and owner = 'feed-old'`;
+    expect(await sweepOnce()).toBeGreaterThanOrEqual(2);
+    expect(await seqsOf('feed-old')).toEqual([third, fourth]);
+    const [horizon] =
+      await harness.sql`select pruned_through::text as seq from note_change_horizons where owner = 'feed-old'`;
+    expect(horizon?.seq).toBe(second);
+
+    // From before the horizon: what came after `first` is partly gone.
+    const lost = await subscribe(harness, 'feed-old', { 'last-event-id': first as string });
+    const [truncated] = await lost.until(1);
+    expect(truncated).toMatchObject({ event: 'truncated', id: fourth, data: '{}' });
+    const id = await createNote(harness, 'feed-old', 'e');
+    const [, created] = await lost.until(2);
+    expect(created).toMatchObject({ event: 'created' });
+    expect(JSON.parse(created?.data as string).id).toBe(id);
+
+    // From the horizon itself nothing is lost: the changes after it, as always.
+    const kept = await subscribe(harness, 'feed-old', { 'last-event-id': second as string });
+    expect((await kept.until(3)).map((event) => event.id)).toEqual([
+      third,
+      fourth,
+      ...(await seqsOf('feed-old')).slice(2),
+    ]);
+  });
+
+  it('tells a client resuming from a seq this database never had (a restore) the same way', async () => {
+    await createNote(harness, 'feed-restored', 'a');
+    const [latest] = await seqsOf('feed-restored');
+    const future = await subscribe(harness, 'feed-restored', { 'last-event-id': '999999999999' });
+    expect((await future.until(1))[0]).toMatchObject({ event: 'truncated', id: latest });
   });
 });

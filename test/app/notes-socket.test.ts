@@ -72,6 +72,12 @@ describe.each(['node', 'bun', 'deno'] as const)('the change feed over a WebSocke
       ['deleted', changes[2]?.seq],
     ]);
     resumed.ws.close();
+
+    // A seq this database never had (a restore): told, then the feed goes on from the latest.
+    const restored = await subscribe(server, 'ws-a');
+    restored.ws.send(JSON.stringify({ resume: '999999999999' }));
+    expect(JSON.parse(await restored.next())).toEqual({ type: 'truncated', seq: changes[2]?.seq });
+    restored.ws.close();
     server.proc.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
   });

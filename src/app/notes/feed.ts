@@ -19,7 +19,9 @@ import type { createNoteStore, NoteChange } from './store.js';
  * Either way a client that resumes gets every change after its seq, with no
  * gap and no duplicate, from any instance: the order is the database's
  * (migrations/0003_note_changes.sql). A subscription starts with `ready`,
- * carrying the seq it starts after. The feed carries no content: the note is a GET away.
+ * carrying the seq it starts after. The history is kept for FEED_RETENTION_MS (feed-sweep.ts): a
+ * client that resumes from before it gets `truncated` instead, with the seq the feed goes on from,
+ * and must reload the notes. The feed carries no content: the note is a GET away.
  *
  * New changes are found by polling the owner's rows every POLL_MS (an index
  * lookup), and at once when this instance made the change: LISTEN/NOTIFY
@@ -68,16 +70,28 @@ export function createFeed(store: Store) {
 
   /**
    * Every change of `owner` after `after` (undefined: from now), in order, until `signal` aborts:
-   * `ready` first with the seq it starts after. A database error is thrown to the transport.
+   * `ready` first with the seq it starts after, or `truncated` when changes after `after` are gone
+   * (the retention sweep took them, or `after` is past anything this database has: a restore)
+   * and the feed goes on from now. A database error is thrown to the transport.
    */
   const follow = async (
     owner: string,
     after: string | undefined,
     signal: AbortSignal,
-    emit: { ready(seq: string): Promise<void> | void; change(change: NoteChange): Promise<void> | void },
+    emit: {
+      ready(seq: string): Promise<void> | void;
+      truncated(seq: string): Promise<void> | void;
+      change(change: NoteChange): Promise<void> | void;
+    },
   ) => {
-    let cursor = after ?? (await bounded(signal, (query) => store.latestSeq(owner, query)));
-    await emit.ready(cursor);
+    const { latest, prunedThrough } = await bounded(signal, (query) => store.feedBounds(owner, query));
+    let cursor = after ?? latest;
+    if (after !== undefined && (BigInt(after) < BigInt(prunedThrough) || BigInt(after) > BigInt(latest))) {
+      cursor = latest;
+      await emit.truncated(cursor);
+    } else {
+      await emit.ready(cursor);
+    }
     while (!signal.aborted) {
       const from = cursor;
       const changes = await bounded(signal, (query) => store.changesAfter(owner, from, PAGE, query));
@@ -97,6 +111,7 @@ export function createFeed(store: Store) {
         await follow(owner, after, signal, {
           // A client that resumes knows where it is: `ready` is for a new subscriber.
           ready: (seq) => (after === undefined ? stream.writeSSE({ event: 'ready', id: seq, data: '{}' }) : undefined),
+          truncated: (seq) => stream.writeSSE({ event: 'truncated', id: seq, data: '{}' }),
           change: (change) =>
             stream.writeSSE({
               id: change.seq,
@@ -133,6 +148,7 @@ export function createFeed(store: Store) {
         subscribed = true;
         follow(owner, resume.after, signal, {
           ready: (seq) => send(ws, { type: 'ready', seq }),
+          truncated: (seq) => send(ws, { type: 'truncated', seq }),
           change: (change) =>
             send(ws, { type: change.kind, seq: change.seq, id: change.noteId, version: change.version, at: change.at }),
         }).catch((error: unknown) => {

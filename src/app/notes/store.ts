@@ -172,13 +172,22 @@ export function createNoteStore(sql: Sql) {
       }));
     },
 
-    /** The owner's latest seq, '0' when none: where a new subscriber starts. */
-    async latestSeq(owner: string, signal: AbortSignal): Promise<string> {
+    /**
+     * Where the owner's feed stands: `latest`, its highest seq ('0' when none: where a new
+     * subscriber starts), and `prunedThrough`, the highest seq the retention sweep deleted
+     * (feed-sweep.ts): a resume below it has lost changes.
+     */
+    async feedBounds(owner: string, signal: AbortSignal): Promise<{ latest: string; prunedThrough: string }> {
       const [row] = await withSignal(
-        sql<{ seq: string | null }[]>`select max(seq)::text as seq from note_changes where owner = ${owner}`,
+        sql<{ latest: string; pruned: string }[]>`
+          select
+            coalesce((select max(seq) from note_changes where owner = ${owner}), 0)::text as latest,
+            coalesce((select pruned_through from note_change_horizons where owner = ${owner}), 0)::text as pruned`,
         signal,
       );
-      return row?.seq ?? '0';
+      const latest = BigInt(row?.latest ?? '0');
+      const pruned = BigInt(row?.pruned ?? '0');
+      return { latest: String(latest > pruned ? latest : pruned), prunedThrough: String(pruned) };
     },
 
     async remove(owner: string, id: string, expectedVersions: string[] | undefined, signal: AbortSignal) {

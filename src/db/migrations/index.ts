@@ -3,6 +3,7 @@ import type { Migration } from '../migrate.js';
 import notes from './0001_notes.sql' with { type: 'text' };
 import idempotencyRetention from './0002_idempotency_retention.sql' with { type: 'text' };
 import noteChanges from './0003_note_changes.sql' with { type: 'text' };
+import noteChangeHorizons from './0004_note_change_horizons.sql' with { type: 'text' };
 
 /**
  * Every migration, in order. The SQL files are bundled into the artifact as
@@ -13,4 +14,5 @@ export const migrations: Migration[] = [
   { name: '0001_notes.sql', sql: notes },
   { name: '0002_idempotency_retention.sql', sql: idempotencyRetention },
   { name: '0003_note_changes.sql', sql: noteChanges },
+  { name: '0004_note_change_horizons.sql', sql: noteChangeHorizons },
 ];
