@@ -56,6 +56,16 @@ const CloseEventClass: typeof CloseEvent =
     }
   };
 
+const encoder = new TextEncoder();
+
+// The close codes an endpoint may send (RFC 6455 §7.4, IANA's registry): 1004-1006 and 1015 are reserved.
+function sendableCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
+  );
+}
+
 // How long the drain waits for the closing handshakes before dropping the sockets left.
 export const CLOSE_WAIT_MS = 2_000;
 // Bytes the app may have waiting for a client that does not read, beyond one maximum message.
@@ -183,7 +193,14 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
             drop(socket);
           }
         },
-        close: (code, reason) => link.close(code ?? 1000, reason ?? ''),
+        // A code a peer may not send (1005, 999) or a reason over 123 bytes: ws throws (maybe in the
+        // app's own timer, where nothing would catch it), Bun and Deno each do something else. The
+        // same on all three instead: the socket closes 1011, with a WARNING.
+        close(code = 1000, reason = '') {
+          if (sendableCode(code) && encoder.encode(reason).byteLength <= 123) return link.close(code, reason);
+          log.warn('websocket closed with an invalid code or reason, 1011 sent instead', { requestId, code });
+          link.close(1011, 'internal error');
+        },
         raw: link.raw,
         get readyState() {
           return link.readyState;

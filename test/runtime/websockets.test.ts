@@ -158,6 +158,19 @@ describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (n
     expect((await fetchRaw(server.port, '/')).status).toBe(200);
   });
 
+  it('closes 1011 instead when the app closes with a code or reason ws would throw on, from a timer', async () => {
+    const server = await start();
+    for (const query of ['code=1005', 'code=999', `code=4000&reason=${'r'.repeat(200)}`]) {
+      const client = await openSocket(server.port, `/socket/close?${query}`);
+      expect((await client.closed).code, query).toBe(1011);
+    }
+    const fine = await openSocket(server.port, '/socket/close?code=4000&reason=bye');
+    expect(await fine.closed).toEqual({ code: 4000, reason: 'bye' });
+    expect(server.proc.exitCode).toBe(null);
+    // Deno's one known line aside (README, Runtimes): nothing on stderr.
+    expect(server.stderr().replace(/^Deno\.serve: request\.signal aborts.*\n/m, '')).toBe('');
+  });
+
   it('closes the socket on a malformed frame (a reserved opcode), never the server', async () => {
     const server = await start();
     const raw = await rawSocket(server.port, '/socket/echo');
