@@ -1,7 +1,7 @@
 import type { EdgeOptions } from './edge-options.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
-import type { SocketLink, SocketSession } from './websocket-hub.js';
+import { type SocketLink, type SocketSession, sendLimitOf } from './websocket-hub.js';
 
 /**
  * The Bun adapter: `Bun.serve` with the web edge (web-server.ts).
@@ -51,6 +51,8 @@ interface BunGlobal {
       idleTimeout: number;
       sendPings: boolean;
       perMessageDeflate: boolean;
+      backpressureLimit: number;
+      closeOnBackpressureLimit: boolean;
       open(socket: BunSocket): void;
       message(socket: BunSocket, message: string | Uint8Array): void;
       pong(socket: BunSocket): void;
@@ -91,6 +93,10 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
           idleTimeout: 0,
           sendPings: false,
           perMessageDeflate: false,
+          // What Bun buffers for a client that does not read, its own pongs included (a ping flood
+          // held 16 MiB per socket at Bun's default): the hub's bound, and the socket goes past it.
+          backpressureLimit: sendLimitOf(handler.hub.settings),
+          closeOnBackpressureLimit: true,
           open(socket) {
             socket.data.session = socket.data.open(socket);
             socket.data.session.opened();
@@ -128,6 +134,7 @@ function link(socket: BunSocket, protocol: string): SocketLink {
     send: (data) => void socket.send(data),
     close: (code, reason) => socket.close(code, reason),
     terminate: () => socket.terminate(),
+    abrupt: true,
     ping: () => void socket.ping(),
     bufferedAmount: () => socket.getBufferedAmount(),
     get readyState() {

@@ -100,6 +100,11 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
     async waitForInFlight(timeoutMs) {
       const startedAt = Date.now();
       if (!(await handler.waitForInFlight(timeoutMs))) return false;
+      // A client that left before its 101 leaves Deno holding a connection that never reports
+      // anything: shutdown() would wait for it for ever, and the deadline's abort of the server
+      // then throws BadResource from inside Deno (the hostile review: exit 1). The runtime's own
+      // accounting is clean at this point; the exit ends what Deno still holds.
+      if (handler.hub.abandoned > 0) return true;
       // A handler that has returned has not necessarily been written out:
       // `finished` resolves once Deno has sent every response, which must
       // happen before the process exits.
@@ -122,8 +127,10 @@ function link(socket: WebSocket): SocketLink {
   return {
     send: (data) => socket.send(data as string | ArrayBuffer),
     close: (code, reason) => socket.close(code, reason),
-    // No abrupt close in Deno's WebSocket: a close frame, and the connection goes at the drain deadline.
+    // No abrupt close in Deno's WebSocket: a close frame, queued behind what the client has not
+    // read. The hub counts the socket until Deno reports it closed (or the drain's close wait ends).
     terminate: () => socket.close(1001, 'going away'),
+    abrupt: false,
     ping: undefined,
     bufferedAmount: () => socket.bufferedAmount,
     get readyState() {

@@ -27,7 +27,7 @@ import type { Logger } from './logger.js';
  *     work, and new connections starved of accept()).
  */
 
-export type ShedReason = 'max_inflight' | 'event_loop_delay' | 'rate_limit' | 'body_memory';
+export type ShedReason = 'max_inflight' | 'event_loop_delay' | 'rate_limit' | 'body_memory' | 'websockets';
 
 export interface LoadShedderOptions {
   maxInFlight: number;
@@ -58,8 +58,20 @@ interface DelayMonitor {
 }
 
 export function createLoadShedder({ maxInFlight, maxEventLoopDelayMs, log }: LoadShedderOptions): LoadShedder {
-  const totals: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0, body_memory: 0 };
-  const sinceLog: Record<ShedReason, number> = { max_inflight: 0, event_loop_delay: 0, rate_limit: 0, body_memory: 0 };
+  const totals: Record<ShedReason, number> = {
+    max_inflight: 0,
+    event_loop_delay: 0,
+    rate_limit: 0,
+    body_memory: 0,
+    websockets: 0,
+  };
+  const sinceLog: Record<ShedReason, number> = {
+    max_inflight: 0,
+    event_loop_delay: 0,
+    rate_limit: 0,
+    body_memory: 0,
+    websockets: 0,
+  };
   let lastLogAt = 0;
   let overloaded = false;
   let delayMs = 0;

@@ -107,7 +107,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   const bodies = createBodyBudget(options.maxBufferedBodyBytes);
   // Open WebSockets (websocket-hub.ts); upgrade requests are served as requests until the handshake.
   const hub = createSocketHub(options.websocket ?? defaultSocketSettings, log);
-  const sockets = createNodeSockets(hub);
+  const sockets = createNodeSockets(hub, admission.refuse);
   // Requests whose handler runs: what MAX_INFLIGHT_REQUESTS caps (admission.ts).
   let running = 0;
   let closing = false;
@@ -254,6 +254,10 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     const verdict = admission.arrive(() => clientIpOfState(state), running);
     if (verdict.rateHeaders) for (const [name, value] of verdict.rateHeaders) res.setHeader(name, value);
     if (verdict.refusal) return refuse(state, verdict.refusal);
+    // An upgrade's body cannot be read: node:http let go of its parser (server.on('upgrade') below).
+    if ((req as IncomingMessage & { upgrade?: boolean }).upgrade && announcesBody(req)) {
+      return refuseUnread(state, runtimeProblems.badHandshake('an upgrade has no body'));
+    }
     if (announcesBody(req)) return void readThenDispatch(state).catch(internalError(state));
     admit(state);
     dispatch(state);
@@ -452,18 +456,21 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   // any request, through a response of its own on that socket, which ends the connection after
   // its answer; a WebSocket route takes the socket over instead (node-websocket.ts). Any other
   // protocol (h2c) is not switched to: the request is answered over HTTP/1.1.
-  server.on('upgrade', (req: IncomingMessage, socket: Socket & { _httpMessage?: unknown }, head: Buffer) => {
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     // node:http took its error listener off the socket with its parser: a reset while the app
     // checks the upgrade would be an 'error' event with no listener, which ends the process.
     // The socket's 'close' ends the request (its response's close).
     socket.on('error', ignoreSocketError);
+    // Pipelined behind requests still being answered: served once they are, in its turn, as Go
+    // serves a connection (closing after the first answer dropped the ones queued behind it).
+    const last = connections.queueOf(socket).at(-1);
+    if (last) return void last.res.once('close', () => serveUpgrade(req, socket, head));
+    serveUpgrade(req, socket, head);
+  });
+
+  const serveUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (socket.destroyed) return;
     try {
-      // Pipelined behind a request still being answered: that answer goes out, then the
-      // connection closes (a second response cannot share the socket).
-      const earlier = socket._httpMessage as ServerResponse | null | undefined;
-      if (earlier) return void earlier.once('finish', () => socket.destroySoon());
-      // Its body cannot be read without the parser: refused, as node:http would have destroyed it.
-      if (announcesBody(req)) return answerOnSocket(socket, runtimeProblems.badHandshake('an upgrade has no body'));
       const res = new ServerResponse(req);
       res.shouldKeepAlive = false;
       res.assignSocket(socket);
@@ -474,7 +481,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       log.error('runtime error', errorFields(error));
       socket.destroy();
     }
-  });
+  };
 
   // Any other Expect than 100-continue: Node would answer an empty 417 itself.
   server.on('checkExpectation', onRequest);

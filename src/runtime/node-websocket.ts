@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { problemResponse } from './problem.js';
 import { type RequestState, stateOf } from './request-context.js';
-import { runtimeProblems } from './runtime-problems.js';
+import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
 import type { SocketUpgrade } from './websocket.js';
 import type { SocketHub, SocketLink, SocketSession } from './websocket-hub.js';
 
@@ -38,7 +38,8 @@ export interface NodeSockets {
   ): SocketUpgrade;
 }
 
-export function createNodeSockets(hub: SocketHub): NodeSockets {
+/** `refuse`: admission.ts's, which counts the refusal in the shedder's summary. */
+export function createNodeSockets(hub: SocketHub, refuse: (reason: 'websockets') => ProblemAnswer): NodeSockets {
   let loading: Promise<WebSocketServer> | undefined;
   const server = () => {
     loading ??= import('ws').then(({ WebSocketServer }) => {
@@ -67,7 +68,11 @@ export function createNodeSockets(hub: SocketHub): NodeSockets {
     offer(state, socket, head, settle) {
       return {
         origins: hub.settings.origins,
-        accepts: hub.accepts,
+        refusal() {
+          if (hub.accepts()) return undefined;
+          state.refused = true;
+          return refuse('websockets');
+        },
         async upgrade(events) {
           const wss = await server();
           if (socket.destroyed) return problemResponse(499, runtimeProblems.clientGone().init, state.requestId);
@@ -119,6 +124,7 @@ function link(ws: WebSocket): SocketLink {
     send: (data) => ws.send(data),
     close: (code, reason) => ws.close(code, reason),
     terminate: () => ws.terminate(),
+    abrupt: true,
     ping: () => ws.ping(),
     bufferedAmount: () => ws.bufferedAmount,
     get readyState() {

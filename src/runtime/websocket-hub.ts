@@ -1,6 +1,7 @@
-import { WSContext, type WSEvents, type WSMessageReceive } from 'hono/ws';
+import { WSContext, type WSMessageReceive } from 'hono/ws';
 import { createInFlight } from './in-flight.js';
 import { errorFields, type Logger } from './logger.js';
+import type { SocketEvents } from './websocket.js';
 
 /**
  * The WebSocket policy, written once for every edge: each edge's native
@@ -19,7 +20,7 @@ import { errorFields, type Logger } from './logger.js';
  *     maximum message, if larger) waiting for it and the socket is dropped,
  *     so what the app sends cannot pile up in memory without bound.
  *   - The drain: close 1001 "going away" to every socket (after the drain
- *     signal has aborted, so the app may send a last message first), up to
+ *     signal has aborted and the app's `onDrain` ran, so it may send a last message first), up to
  *     CLOSE_WAIT_MS for the closing handshakes, then what is left is dropped.
  *     A peer that does not answer a close is its own fault: the drain still
  *     exits 0, and the count of dropped sockets is logged.
@@ -68,15 +69,23 @@ function sendableCode(code: number): boolean {
 
 // How long the drain waits for the closing handshakes before dropping the sockets left.
 export const CLOSE_WAIT_MS = 2_000;
+// A socket counted at its upgrade that has not opened after this never will (its client left before
+// the 101 went out, on Deno, which then reports nothing): it stops counting.
+export const OPEN_WAIT_MS = 10_000;
 // Bytes the app may have waiting for a client that does not read, beyond one maximum message.
 export const SEND_BUFFER_BYTES = 1024 * 1024;
+
+/** Bytes waiting for a client past which it is dropped as not reading. */
+export const sendLimitOf = (settings: SocketSettings) => Math.max(SEND_BUFFER_BYTES, settings.maxMessageBytes);
 
 /** An edge's native socket, as the hub drives it. */
 export interface SocketLink {
   send(data: string | ArrayBuffer | Uint8Array): void;
   close(code: number, reason: string): void;
-  /** Drops the connection without a closing handshake. */
+  /** Drops the connection without a closing handshake, or as near as the runtime allows (`abrupt`). */
   terminate(): void;
+  /** Whether terminate() ends the connection at once; Deno's only sends a close frame (deno-server.ts). */
+  readonly abrupt: boolean;
   /** Sends a ping; undefined where the runtime pings on its own (Deno's `idleTimeout`). */
   ping: (() => void) | undefined;
   bufferedAmount(): number;
@@ -99,10 +108,15 @@ export interface SocketHub {
   readonly settings: SocketSettings;
   /** Sockets open or completing their handshake. */
   readonly size: number;
+  /** Sockets given up before they opened (OPEN_WAIT_MS, or the drain): their runtime may still hold them. */
+  readonly abandoned: number;
   /** Whether a new socket may open now: not at the cap, not draining. */
   accepts(): boolean;
-  /** A socket whose handshake is done (or under way): it counts from now until `closed`. */
-  session(link: SocketLink, events: WSEvents<unknown>, meta: SessionMeta): SocketSession;
+  /**
+   * A socket whose handshake is done (or under way): it counts from now until `closed`, or until
+   * OPEN_WAIT_MS if it never `opened`.
+   */
+  session(link: SocketLink, events: SocketEvents, meta: SessionMeta): SocketSession;
   /** Close 1001 to every socket; those left after CLOSE_WAIT_MS are dropped. */
   drain(): void;
   /** Resolves true once every socket has closed, false after `timeoutMs`. */
@@ -123,19 +137,27 @@ interface Live {
   heard: boolean;
   openedAt: number;
   requestId: string;
+  opened: boolean;
   closed: boolean;
+  /** The app's onDrain, run before the 1001. */
+  onDrain: (() => void) | undefined;
 }
 
 export function createSocketHub(settings: SocketSettings, log: Logger): SocketHub {
   const live = createInFlight<Live>();
   let draining = false;
+  let abandoned = 0;
   let timer: ReturnType<typeof setInterval> | undefined;
-  const sendLimit = Math.max(SEND_BUFFER_BYTES, settings.maxMessageBytes);
+  const sendLimit = sendLimitOf(settings);
 
   // One sweep for every socket, not a timer each: 10 000 idle sockets cost one timer.
   const sweep = () => {
     const now = Date.now();
     for (const socket of live.items) {
+      if (!socket.opened) {
+        if (now - socket.openedAt >= OPEN_WAIT_MS) forget(socket);
+        continue;
+      }
       // Deno's sockets ping on their own (deno-server.ts): their pongs never reach the hub.
       if (!socket.link.ping) continue;
       if (socket.heard) {
@@ -156,20 +178,24 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     timer = setInterval(sweep, Math.max(10, Math.floor(settings.idleTimeoutMs / 4)));
     timer.unref();
   };
-  const forget = (socket: Live) => {
+  // `reported`: the runtime said it closed; else the hub gave up on it.
+  const forget = (socket: Live, reported = false) => {
     if (socket.closed) return;
     socket.closed = true;
+    if (!socket.opened && !reported) abandoned++;
     live.remove(socket);
     if (live.items.size === 0 && timer) {
       clearInterval(timer);
       timer = undefined;
     }
   };
-  const drop = (socket: Live) => {
+  // A socket whose runtime cannot end it at once (Deno) still counts until it reports closed: its
+  // connection and what is buffered for it are still there, and the cap is what bounds them.
+  const drop = (socket: Live, always = false) => {
     try {
       socket.link.terminate();
     } finally {
-      forget(socket);
+      if (socket.link.abrupt || always) forget(socket);
     }
   };
 
@@ -178,10 +204,22 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     get size() {
       return live.items.size;
     },
+    get abandoned() {
+      return abandoned;
+    },
     accepts: () => !draining && live.items.size < settings.maxConnections,
     session(link, events, { url, requestId }) {
       const now = Date.now();
-      const socket: Live = { link, lastSeen: now, heard: false, openedAt: now, requestId, closed: false };
+      const socket: Live = {
+        link,
+        lastSeen: now,
+        heard: false,
+        openedAt: now,
+        requestId,
+        opened: false,
+        closed: false,
+        onDrain: undefined,
+      };
       live.add(socket);
       startSweep();
       const context = new WSContext<unknown>({
@@ -222,8 +260,11 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
           fail(name, error);
         }
       };
+      if (events.onDrain) socket.onDrain = () => run('onDrain', () => events.onDrain?.(context));
       return {
         opened() {
+          socket.opened = true;
+          socket.lastSeen = Date.now();
           if (events.onOpen) run('onOpen', () => events.onOpen?.(new Event('open'), context));
         },
         // The hot path: no closure per message, no clock read (the sweep reads `heard`).
@@ -246,7 +287,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
           socket.heard = true;
         },
         closed(code, reason) {
-          forget(socket);
+          forget(socket, true);
           log.debug('websocket closed', { requestId, code, durationMs: Date.now() - socket.openedAt });
           if (events.onClose)
             run('onClose', () =>
@@ -264,17 +305,21 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
       const left = [...live.items];
       for (const socket of left) {
         try {
+          // Its last word first; one that never opened (Deno) has nothing to say and is failed.
+          if (socket.opened) socket.onDrain?.();
           socket.link.close(1001, 'going away');
         } catch {
-          drop(socket);
+          drop(socket, true);
         }
       }
       if (left.length === 0) return;
+      // Then the process may go: what did not answer its close is forgotten, whether or not the
+      // runtime could end its connection (the exit does).
       setTimeout(() => {
         let dropped = 0;
-        for (const socket of live.items) {
+        for (const socket of [...live.items]) {
           dropped++;
-          drop(socket);
+          drop(socket, true);
         }
         if (dropped > 0) log.info('websockets dropped after the close wait', { dropped, closeWaitMs: CLOSE_WAIT_MS });
       }, CLOSE_WAIT_MS).unref();
@@ -282,7 +327,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     wait: live.wait,
     terminateAll() {
       const left = live.items.size;
-      for (const socket of [...live.items]) drop(socket);
+      for (const socket of [...live.items]) drop(socket, true);
       return left;
     },
   };

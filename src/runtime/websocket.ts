@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { defineWebSocketHelper, type UpgradeWebSocket, type WSEvents } from 'hono/ws';
+import { defineWebSocketHelper, type UpgradeWebSocket, type WSContext, type WSEvents } from 'hono/ws';
 import { problemResponse } from './problem.js';
 import { type RunwayBindings, stateOf } from './request-context.js';
 import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
@@ -21,32 +21,58 @@ import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
  *     The request's own host is always allowed, and a client that sends no
  *     Origin is not a browser (a page cannot omit it). This is what stops a
  *     page on another site opening a socket with the user's cookies;
- *   - WEBSOCKET_MAX_CONNECTIONS open, or the drain began: 503.
+ *   - WEBSOCKET_MAX_CONNECTIONS open, or the drain began: 503, counted as shed (no access line).
  * The upgrade request itself went through the rate limit and the in-flight
  * cap like any request (its handler held a slot until the handshake), and
  * has one access line, status 101.
  */
 
+/** Hono's socket events, and one of the runtime's. */
+export interface SocketEvents extends WSEvents<unknown> {
+  /**
+   * The drain began: the socket gets its 1001 as soon as this returns, so a last message may go
+   * now. One call per socket, nothing to remove: a listener added per socket to drainSignalOf(c),
+   * which lives as long as the process, would hold every closed socket's memory (seen: 7 KB each).
+   */
+  onDrain?: (ws: WSContext<unknown>) => void;
+}
+
 /** What an edge hands the helper for a request that asks to upgrade (node-websocket.ts, web-server.ts). */
 export interface SocketUpgrade {
   /** Origins allowed besides the request's own host (WEBSOCKET_ORIGINS). */
   readonly origins: readonly string[];
-  /** False at the cap or during the drain. */
-  accepts(): boolean;
+  /**
+   * The request's method and headers as they arrived, on the web edge: Deno closes a request the
+   * handler deadline answered, and its headers then throw. Undefined: the app's request is readable.
+   */
+  readonly method?: string;
+  readonly headers?: Headers;
+  /**
+   * The refusal at the socket cap or during the drain, or undefined. A refusal is counted in the
+   * shedder's summary and has no access line, as every shed request (a flood of upgrades past the
+   * cap must not become a flood of ERROR lines).
+   */
+  refusal(): ProblemAnswer | undefined;
   /** The native handshake: the Response the handler returns, or a problem when the client has gone. */
-  upgrade(events: WSEvents<unknown>, protocol: string | undefined): Response | Promise<Response>;
+  upgrade(events: SocketEvents, protocol: string | undefined): Response | Promise<Response>;
 }
 
-export const upgradeWebSocket: UpgradeWebSocket<unknown> = defineWebSocketHelper(async (c, events) => {
+export const upgradeWebSocket = defineWebSocketHelper(async (c, events) => {
   const upgrade = socketUpgradeOf(c);
-  const problem = handshakeProblem(c.req.raw, upgrade?.origins ?? []);
+  const problem = handshakeProblem(
+    upgrade?.method ?? c.req.method,
+    upgrade?.headers ?? c.req.raw.headers,
+    upgrade?.origins ?? [],
+  );
   if (problem) return answer(c, problem);
   // Outside the runway server (`app.request()` in a test) nothing can take the socket over.
   if (!upgrade) return answer(c, runtimeProblems.internal());
-  if (!upgrade.accepts()) return answer(c, runtimeProblems.overloaded('websockets'));
-  const protocol = c.req.header('sec-websocket-protocol')?.split(',')[0]?.trim() || undefined;
+  const refused = upgrade.refusal();
+  if (refused) return answer(c, refused);
+  const headers = upgrade.headers ?? c.req.raw.headers;
+  const protocol = headers.get('sec-websocket-protocol')?.split(',')[0]?.trim() || undefined;
   return upgrade.upgrade(events, protocol);
-});
+}) as UpgradeWebSocket<unknown, unknown, SocketEvents>;
 
 function answer(c: Context, { status, init }: ProblemAnswer): Response {
   const env = c.env as RunwayBindings | undefined;
@@ -66,9 +92,17 @@ export function asksForWebSocket(upgradeHeader: string | null | undefined): bool
 }
 
 /** What is wrong with this handshake (RFC 6455 §4.2.1), or undefined. */
-export function handshakeProblem(request: Request, origins: readonly string[]): ProblemAnswer | undefined {
-  const headers = request.headers;
+export function handshakeProblem(
+  method: string,
+  headers: Headers,
+  origins: readonly string[],
+): ProblemAnswer | undefined {
   if (!asksForWebSocket(headers.get('upgrade'))) return runtimeProblems.upgradeRequired();
+  // HEAD reaches a GET route in Hono; a handshake is a GET, with no body.
+  if (method !== 'GET') return runtimeProblems.badHandshake('a WebSocket handshake is a GET');
+  if (headers.has('transfer-encoding') || (headers.get('content-length') ?? '0') !== '0') {
+    return runtimeProblems.badHandshake('a WebSocket handshake has no body');
+  }
   if (!/(^|,)\s*upgrade\s*(,|$)/i.test(headers.get('connection') ?? '')) {
     return runtimeProblems.badHandshake('Connection must include "upgrade"');
   }

@@ -40,6 +40,14 @@ interface Outcome {
 // Of each kind: server-sent events, and WebSockets.
 const SUBSCRIBERS = 4;
 
+function problemCode(body: string): string {
+  try {
+    return String((JSON.parse(body) as { code?: unknown }).code);
+  } catch {
+    return 'not a problem (the proxy?)';
+  }
+}
+
 async function rollout(
   scenario: string,
   program: string,
@@ -78,8 +86,14 @@ async function rollout(
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
         },
         (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          const status = res.statusCode ?? 0;
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            if (status >= 300) body += chunk;
+          });
+          // A failure is reported with its problem code (`503 overloaded`), or who answered it (HAProxy's own 503).
+          res.on('end', () => resolve(status < 300 ? status : `${status} ${problemCode(body)}`));
           res.on('error', (error) => resolve(error.message));
         },
       );
