@@ -127,3 +127,22 @@ export function cpuTicks(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
+
+/** Runs `work` against the server `pid`, and reports its wall time, the server's CPU ticks and its peak RSS. */
+export async function measured<T>(
+  pid: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; seconds: number; ticks: number; peakRssMb: number }> {
+  const ticksBefore = cpuTicks(pid);
+  let peakRssMb = rssMb(pid);
+  const poll = setInterval(() => {
+    peakRssMb = Math.max(peakRssMb, rssMb(pid));
+  }, 100);
+  const started = performance.now();
+  try {
+    const result = await work();
+    return { result, seconds: (performance.now() - started) / 1000, ticks: cpuTicks(pid) - ticksBefore, peakRssMb };
+  } finally {
+    clearInterval(poll);
+  }
+}

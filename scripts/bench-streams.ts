@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { cpuTicks, type Program, rssMb, start, stop, waitFor200 } from './bench-lib.js';
+import { measured, type Program, start, stop, waitFor200 } from './bench-lib.js';
 import { freePort } from './free-port.js';
 
 /**
@@ -32,17 +32,13 @@ export async function benchStreams(programs: Program[], subscribers = 1_000, cou
     try {
       await waitFor200(port, '/healthz', 10_000);
       const pid = child.pid as number;
-      const ticksBefore = cpuTicks(pid);
-      let peakRssMb = rssMb(pid);
-      const poll = setInterval(() => {
-        peakRssMb = Math.max(peakRssMb, rssMb(pid));
-      }, 100);
-      const started = performance.now();
-      const received = await Promise.all(Array.from({ length: subscribers }, () => subscribe(port, count)));
-      const seconds = (performance.now() - started) / 1000;
-      clearInterval(poll);
+      const {
+        result: received,
+        seconds,
+        ticks,
+        peakRssMb,
+      } = await measured(pid, () => Promise.all(Array.from({ length: subscribers }, () => subscribe(port, count))));
       const events = received.reduce((sum, n) => sum + n, 0);
-      const ticks = cpuTicks(pid) - ticksBefore;
       rows.push({
         server: program.name,
         subscribers,

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { cpuTicks, type Program, rssMb, start, stop, waitFor200 } from './bench-lib.js';
+import { measured, type Program, rssMb, start, stop, waitFor200 } from './bench-lib.js';
 import { freePort } from './free-port.js';
 
 /**
@@ -44,16 +44,12 @@ export async function benchWebSockets(
       const pid = child.pid as number;
       // One socket first: what loading `ws` costs is not the sockets'.
       open.push(await connectTo(port));
-      const ticksBefore = cpuTicks(pid);
-      let peakRssMb = rssMb(pid);
-      const poll = setInterval(() => {
-        peakRssMb = Math.max(peakRssMb, rssMb(pid));
-      }, 100);
-      const started = performance.now();
-      const echoed = await Promise.all(Array.from({ length: clients }, () => echo(port, messages)));
-      const seconds = (performance.now() - started) / 1000;
-      clearInterval(poll);
-      const ticks = cpuTicks(pid) - ticksBefore;
+      const {
+        result: echoed,
+        seconds,
+        ticks,
+        peakRssMb,
+      } = await measured(pid, () => Promise.all(Array.from({ length: clients }, () => echo(port, messages))));
       const total = echoed.reduce((sum, n) => sum + n, 0);
       const before = rssMb(pid);
       for (let i = 0; i < idle; i += 500) {

@@ -58,6 +58,19 @@ export function fatalLines(server: Fixture): LogLine[] {
   return server.logs.filter((line) => FATAL.test(line.message) || line.severity === 'NOT_JSON');
 }
 
+/** After the test's own SIGTERM: exit 0, no fatal line, no ERROR line (`also` filters out the ones a case expects). */
+export function expectCleanExit(server: Fixture, exit: { code: number | null }, also = (_line: LogLine) => true) {
+  expect(exit.code).toBe(0);
+  expectNone(
+    fatalLines(server).map((line) => line.message),
+    'fatal log lines',
+  );
+  expectNone(
+    server.logs.filter((line) => line.severity === 'ERROR' && also(line)).map((line) => line.message),
+    'ERROR lines',
+  );
+}
+
 export function rssMb(server: Bundle): number {
   const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
