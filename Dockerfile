@@ -1,22 +1,27 @@
 # syntax=docker/dockerfile:1
 # runway: build the one-file bundle on the official Node image, run it on
-# distroless Node.js as the `nonroot` user. Both stages use Node 24.
+# distroless Node.js as the `nonroot` user. Both stages use Node 24 on Debian 13.
 # Multi-arch comes from the base images:
 #   docker buildx build --platform linux/amd64,linux/arm64 -t IMAGE .
+# Behind a proxy that re-signs TLS, pass its CA bundle to the build stage only:
+#   docker build --secret id=npm_ca,src=/path/to/ca.pem -t IMAGE .
+# (a build secret is mounted for one RUN and never lands in a layer).
 
 # --- build stage ---
-FROM node:24-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /src
 # Dependencies first, so this layer is cached until the lockfile changes.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=secret,id=npm_ca,required=false \
+    if [ -f /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
 # --- runtime stage: no shell, no package manager, only the bundle ---
-FROM gcr.io/distroless/nodejs24-debian12:nonroot
+FROM gcr.io/distroless/nodejs24-debian13:nonroot
 WORKDIR /app
 COPY --from=build /src/dist/ ./dist/
 ENV NODE_ENV=production

@@ -65,8 +65,31 @@ function checkDockerfile(root: string, findings: Finding[]) {
       file,
       field: `FROM ${image} (runtime stage)`,
       problem: 'the runtime stage is not distroless: it ships a shell and a package manager',
-      fix: 'use gcr.io/distroless/nodejs24-debian12:nonroot',
+      fix: 'use gcr.io/distroless/nodejs24-debian13:nonroot',
     });
+  }
+  // The distroless project removed its Node.js Debian 12 builds on 2026-02-27: such a tag is no
+  // longer updated, and an image built on it collects unpatched CVEs.
+  const debian = /^gcr\.io\/distroless\/nodejs\d+-debian(\d+)/.exec(image)?.[1];
+  if (debian !== undefined && Number(debian) < 13) {
+    findings.push({
+      file,
+      field: `FROM ${image} (runtime stage, line ${lineOf(root, file, lastFrom)})`,
+      problem: `distroless no longer publishes its Node.js Debian ${debian} images (removed 2026-02-27): the tag gets no security updates`,
+      fix: 'use gcr.io/distroless/nodejs24-debian13:nonroot (pin it by digest: README, The image)',
+    });
+  }
+  for (const [from] of froms) {
+    const name = from.split(/\s+/)[1] ?? '';
+    const unpinned = !name.includes('@sha256:') && (!/:[^/]+$/.test(name) || name.endsWith(':latest'));
+    if (name !== '' && !/^--/.test(name) && unpinned) {
+      findings.push({
+        file,
+        field: `FROM ${name} (line ${lineOf(root, file, from)})`,
+        problem: 'the base image is `latest` or has no tag: every build may get another base',
+        fix: 'name a tag (node:24-trixie-slim), or pin a digest (image@sha256:...)',
+      });
+    }
   }
   const user = runtime
     .filter((l) => /^USER\s/i.test(l))
@@ -93,14 +116,53 @@ function checkDockerfile(root: string, findings: Finding[]) {
   }
 }
 
-function checkDockerignore(root: string, findings: Finding[]) {
-  const file = '.dockerignore';
-  const path = join(root, file);
-  const entries = existsSync(path)
+// The line of the Dockerfile holding `text` (trimmed), 1-based.
+function lineOf(root: string, file: string, text: string): number {
+  return (
+    readFileSync(join(root, file), 'utf8')
+      .split('\n')
+      .findIndex((line) => line.trim() === text) + 1
+  );
+}
+
+function ignoreEntries(path: string): string[] {
+  return existsSync(path)
     ? readFileSync(path, 'utf8')
         .split('\n')
         .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.startsWith('#'))
     : [];
+}
+
+function checkDockerignore(root: string, findings: Finding[]) {
+  const file = '.dockerignore';
+  const entries = ignoreEntries(join(root, file));
+  checkIgnoreEntries(file, entries, findings);
+  // `gcloud run deploy --source .` uploads the directory to Cloud Build by .gcloudignore, not
+  // .dockerignore: without the same entries the upload holds .env and .git.
+  const gcloud = '.gcloudignore';
+  if (!existsSync(join(root, gcloud))) {
+    findings.push({
+      file: gcloud,
+      field: gcloud,
+      problem: 'there is no .gcloudignore: a source deploy uploads .env, .git and node_modules',
+      fix: 'copy .dockerignore to .gcloudignore',
+    });
+    return;
+  }
+  const gcloudEntries = ignoreEntries(join(root, gcloud));
+  checkIgnoreEntries(gcloud, gcloudEntries, findings);
+  for (const entry of entries.filter((e) => !gcloudEntries.includes(e))) {
+    findings.push({
+      file: gcloud,
+      field: entry,
+      problem: `${entry} is in .dockerignore but not in .gcloudignore: a source deploy uploads it`,
+      fix: `add a line "${entry}" (keep the two files the same)`,
+    });
+  }
+}
+
+function checkIgnoreEntries(file: string, entries: string[], findings: Finding[]) {
   for (const required of REQUIRED_DOCKERIGNORE) {
     if (!entries.includes(required)) {
       findings.push({

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
  */
 
 const dockerfile = readFileSync('Dockerfile', 'utf8');
+// One instruction per line: continuation lines joined first.
 const instructions = dockerfile
+  .replace(/\\\n\s*/g, ' ')
   .split('\n')
   .map((line) => line.trim())
   .filter((line) => line !== '' && !line.startsWith('#'));
@@ -34,7 +36,7 @@ describe('Dockerfile', () => {
 
   it('installs dependencies from package*.json before copying the sources, for layer caching', () => {
     const copyManifests = build.findIndex((line) => /^COPY\s+package\.json\s+package-lock\.json\s/.test(line));
-    const install = build.findIndex((line) => /^RUN\s+npm ci\b/.test(line));
+    const install = build.findIndex((line) => /^RUN\s.*\bnpm ci\b/.test(line));
     const copySources = build.findIndex((line) => /^COPY\s+src\b/.test(line));
     expect(copyManifests).toBeGreaterThan(-1);
     expect(install).toBeGreaterThan(copyManifests);
@@ -52,6 +54,13 @@ describe('Dockerfile', () => {
     expect(runtime).toContain('ENV NODE_ENV=production');
     expect(runtime.at(-1)).toBe('CMD ["dist/server.js"]');
     expect(runtime.some((line) => /^ENTRYPOINT/.test(line))).toBe(false);
+  });
+
+  it('takes an extra CA bundle for npm ci as a build secret only, never as a layer', () => {
+    const install = build.find((line) => /\bnpm ci\b/.test(line)) ?? '';
+    expect(install).toMatch(/^RUN --mount=type=secret,id=npm_ca,required=false /);
+    expect(install).toContain('NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca');
+    expect(instructions.filter((line) => /^(COPY|ADD)\s/.test(line)).join('\n')).not.toMatch(/\.pem\b|npm_ca|cert/i);
   });
 
   it('puts no secret in an ENV or ARG, anywhere', () => {

@@ -8,7 +8,9 @@ import { checkDeploy, type Finding } from '../../scripts/deploy-rules.js';
 function brokenCopy(file: string, edit: (text: string) => string): string {
   const dir = mkdtempSync(join(tmpdir(), 'runway-deploy-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  for (const name of ['Dockerfile', '.dockerignore', 'deploy']) cpSync(name, join(dir, name), { recursive: true });
+  for (const name of ['Dockerfile', '.dockerignore', '.gcloudignore', 'deploy']) {
+    cpSync(name, join(dir, name), { recursive: true });
+  }
   const path = join(dir, file);
   const before = readFileSync(path, 'utf8');
   const after = edit(before);
@@ -115,7 +117,7 @@ describe('check:deploy', () => {
 
   it('fails on a runtime stage that is not distroless', () => {
     const dir = brokenCopy('Dockerfile', (t) =>
-      t.replace('FROM gcr.io/distroless/nodejs24-debian12:nonroot', 'FROM node:24-bookworm-slim'),
+      t.replace('FROM gcr.io/distroless/nodejs24-debian13:nonroot', 'FROM node:24-trixie-slim'),
     );
     expectFinding(checkDeploy(dir), 'Dockerfile', /runtime stage/);
   });
@@ -123,6 +125,44 @@ describe('check:deploy', () => {
   it('fails on a runtime stage that runs as root', () => {
     const dir = brokenCopy('Dockerfile', (t) => t.replace('USER nonroot\n', ''));
     expectFinding(checkDeploy(dir), 'Dockerfile', /^USER/);
+  });
+
+  it('fails on a distroless Node.js tag the project no longer publishes (Debian 12), naming the line', () => {
+    const dir = brokenCopy('Dockerfile', (t) =>
+      t.replace('gcr.io/distroless/nodejs24-debian13:nonroot', 'gcr.io/distroless/nodejs24-debian12:nonroot'),
+    );
+    const found = expectFinding(checkDeploy(dir), 'Dockerfile', /nodejs24-debian12.*line \d+/);
+    expect(found.problem).toMatch(/no longer publishes/);
+  });
+
+  it('fails on a base image that is latest or has no tag, in either stage', () => {
+    const latest = brokenCopy('Dockerfile', (t) =>
+      t.replace('FROM node:24-trixie-slim AS build', 'FROM node:latest AS build'),
+    );
+    expectFinding(checkDeploy(latest), 'Dockerfile', /^FROM node:latest/);
+    const untagged = brokenCopy('Dockerfile', (t) =>
+      t.replace('gcr.io/distroless/nodejs24-debian13:nonroot', 'gcr.io/distroless/nodejs24-debian13'),
+    );
+    expectFinding(checkDeploy(untagged), 'Dockerfile', /^FROM gcr\.io\/distroless\/nodejs24-debian13 \(line/);
+    const digest = brokenCopy('Dockerfile', (t) =>
+      t.replace('FROM node:24-trixie-slim AS build', `FROM node@sha256:${'a'.repeat(64)} AS build`),
+    );
+    expect(checkDeploy(digest).filter((f) => f.file === 'Dockerfile')).toEqual([]);
+  });
+
+  it('fails on a runtime stage on a :nonroot-less tag', () => {
+    const dir = brokenCopy('Dockerfile', (t) =>
+      t.replace('gcr.io/distroless/nodejs24-debian13:nonroot', 'gcr.io/distroless/nodejs24-debian13:latest'),
+    );
+    expectFinding(checkDeploy(dir), 'Dockerfile', /^USER/);
+  });
+
+  it('fails on a .gcloudignore that is missing, or lets in what .dockerignore keeps out', () => {
+    const drifted = brokenCopy('.gcloudignore', (t) => t.replace('\n.env\n', '\n'));
+    expectFinding(checkDeploy(drifted), '.gcloudignore', /^\.env$/);
+    const missing = brokenCopy('.gcloudignore', (t) => `${t}\n# removed below`);
+    rmSync(join(missing, '.gcloudignore'));
+    expectFinding(checkDeploy(missing), '.gcloudignore', /^\.gcloudignore$/);
   });
 
   it('fails on a .dockerignore that lets .env files in', () => {
