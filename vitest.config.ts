@@ -26,6 +26,8 @@ export default defineConfig({
       // the fault campaign: `npm run test:chaos` (vitest.chaos.config.ts).
       'test/proof/**',
       'test/chaos/**',
+      // The image, built and run: `npm run test:image` (vitest.image.config.ts).
+      'test/image/**',
       ...(realPostgres ? [] : ['test/**/real-postgres.test.ts', 'test/db/pgbouncer.test.ts']),
     ],
     globalSetup: ['test/global-setup.ts'],
