@@ -99,41 +99,41 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
   // Its headers are copied as it arrives: Deno closes a request once it is upgraded, or once the
   // handler deadline answered it, and its headers then throw (the helper and the access line read them).
   const upgradeFor = (request: Request, scope: Scope): SocketUpgrade => {
-    scope.headers = new Headers(request.headers);
-    return upgradeOf(request, scope, scope.headers);
+    const arrived = new Headers(request.headers);
+    scope.headers = arrived;
+    return {
+      origins: hub.settings.origins,
+      method: request.method,
+      headers: arrived,
+      refusal() {
+        if (hub.accepts()) return undefined;
+        scope.refused = true;
+        return admission.refuse('websockets');
+      },
+      upgrade(events, protocol) {
+        if (!nativeUpgrade) return problem(runtimeProblems.internal(), scope.requestId);
+        // The deadline answered it, or the client left, while the app's middleware ran: nothing to upgrade.
+        if (scope.controller.signal.aborted) return problem(runtimeProblems.clientGone(), scope.requestId);
+        const headers = new Headers();
+        setHeaders(headers, scope.requestId, scope.rateHeaders);
+        // Set first: Deno aborts the request's signal as it upgrades, which is not the client going.
+        scope.upgraded = { response: undefined };
+        let response: Response | undefined | false;
+        try {
+          response = nativeUpgrade(request, events, { requestId: scope.requestId, protocol, headers });
+        } catch {
+          response = false;
+        }
+        if (response === false) {
+          scope.upgraded = undefined;
+          return problem(runtimeProblems.badHandshake('the runtime refused it'), scope.requestId);
+        }
+        scope.upgraded.response = response;
+        // A placeholder for the app's middleware: handle() answers with scope.upgraded instead.
+        return new Response(null);
+      },
+    };
   };
-  const upgradeOf = (request: Request, scope: Scope, arrived: Headers): SocketUpgrade => ({
-    origins: hub.settings.origins,
-    method: request.method,
-    headers: arrived,
-    refusal() {
-      if (hub.accepts()) return undefined;
-      scope.refused = true;
-      return admission.refuse('websockets');
-    },
-    upgrade(events, protocol) {
-      if (!nativeUpgrade) return problem(runtimeProblems.internal(), scope.requestId);
-      // The deadline answered it, or the client left, while the app's middleware ran: nothing to upgrade.
-      if (scope.controller.signal.aborted) return problem(runtimeProblems.clientGone(), scope.requestId);
-      const headers = new Headers();
-      setHeaders(headers, scope.requestId, scope.rateHeaders);
-      // Set first: Deno aborts the request's signal as it upgrades, which is not the client going.
-      scope.upgraded = { response: undefined };
-      let response: Response | undefined | false;
-      try {
-        response = nativeUpgrade(request, events, { requestId: scope.requestId, protocol, headers });
-      } catch {
-        response = false;
-      }
-      if (response === false) {
-        scope.upgraded = undefined;
-        return problem(runtimeProblems.badHandshake('the runtime refused it'), scope.requestId);
-      }
-      scope.upgraded.response = response;
-      // A placeholder for the app's middleware: handle() answers with scope.upgraded instead.
-      return new Response(null);
-    },
-  });
   const deadlines = startDeadlines<Scope>({
     items: inFlight.items,
     handlerTimeoutMs: options.handlerTimeoutMs,

@@ -106,8 +106,6 @@ export interface SocketSession {
 
 export interface SocketHub {
   readonly settings: SocketSettings;
-  /** Sockets open or completing their handshake. */
-  readonly size: number;
   /** Sockets given up before they opened (OPEN_WAIT_MS, or the drain): their runtime may still hold them. */
   readonly abandoned: number;
   /** Whether a new socket may open now: not at the cap, not draining. */
@@ -201,9 +199,6 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
 
   return {
     settings,
-    get size() {
-      return live.items.size;
-    },
     get abandoned() {
       return abandoned;
     },
