@@ -8,7 +8,9 @@
 # (a build secret is mounted for one RUN and never lands in a layer).
 
 # --- build stage ---
-FROM node:24-trixie-slim AS build
+# On the builder's own platform, whatever the target's: the bundle is JavaScript, the same for every
+# architecture, so an arm64 image needs no emulated npm ci (only its runtime stage is arm64).
+FROM --platform=$BUILDPLATFORM node:24-trixie-slim AS build
 WORKDIR /src
 # Dependencies first, so this layer is cached until the lockfile changes.
 COPY package.json package-lock.json ./
@@ -18,10 +20,12 @@ RUN --mount=type=secret,id=npm_ca,required=false \
 COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY src ./src
+COPY service ./service
 RUN npm run build
 
 # --- runtime stage: no shell, no package manager, only the bundle ---
-FROM gcr.io/distroless/nodejs24-debian13:nonroot
+# The target's platform, said again: buildah (1.28) otherwise carries the build stage's into this one.
+FROM --platform=$TARGETPLATFORM gcr.io/distroless/nodejs24-debian13:nonroot
 WORKDIR /app
 COPY --from=build /src/dist/ ./dist/
 ENV NODE_ENV=production

@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config';
-import { driverPatchesVitePlugin } from './scripts/driver-patches.js';
+import { driverPatchesVitePlugin } from './src/build/driver-patches.js';
+import { runwayFromSource } from './vitest.shared.js';
 
 // `npm run test:chaos`: the fault campaign against the built bundle
 // (CHAOS_BUNDLE, else dist/server.js), kept out of `npm test`'s quick loop.
 // Its second global setup draws the run's seed (CHAOS_SEED replays one).
 export default defineConfig({
-  // The same patched postgres.js as the bundle (scripts/driver-patches.ts), for the test's own connections.
+  ...runwayFromSource,
+  // The same patched postgres.js as the bundle (src/build/driver-patches.ts), for the test's own connections.
   plugins: [driverPatchesVitePlugin],
   test: {
     server: { deps: { inline: ['postgres'] } },

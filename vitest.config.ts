@@ -1,13 +1,15 @@
 import { configDefaults, defineConfig } from 'vitest/config';
-import { driverPatchesVitePlugin } from './scripts/driver-patches.js';
+import { driverPatchesVitePlugin } from './src/build/driver-patches.js';
+import { runwayFromSource } from './vitest.shared.js';
 
 // Without TEST_DATABASE_URL the tests run on embedded Postgres (test/db-helpers.ts),
 // and the file of what only a real server can prove is left out (global-setup says so).
 const realPostgres = Boolean(process.env.TEST_DATABASE_URL);
 
 export default defineConfig({
+  ...runwayFromSource,
   plugins: [
-    // The tests run the same patched postgres.js as the bundle (scripts/driver-patches.ts).
+    // The tests run the same patched postgres.js as the bundle (src/build/driver-patches.ts).
     driverPatchesVitePlugin,
     {
       // The same as esbuild's text loader in the bundle: a .sql import is its text.

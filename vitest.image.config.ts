@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
-import { driverPatchesVitePlugin } from './scripts/driver-patches.js';
+import { driverPatchesVitePlugin } from './src/build/driver-patches.js';
+import { runwayFromSource } from './vitest.shared.js';
 
 // `npm run test:image`: the Dockerfile built with buildah and run with podman
 // (test/image/image.test.ts), kept out of `npm test`'s quick loop.
 export default defineConfig({
+  ...runwayFromSource,
   plugins: [driverPatchesVitePlugin],
   test: {
     server: { deps: { inline: ['postgres'] } },

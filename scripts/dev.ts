@@ -1,5 +1,6 @@
 import { context } from 'esbuild';
-import { bundleOptions } from './bundle-options.js';
+import { entryStdin } from '../src/build/bundle.js';
+import { bundleOptions } from '../src/build/bundle-options.js';
 import { serveLocally } from './serve-local.js';
 
 /**
@@ -10,7 +11,9 @@ import { serveLocally } from './serve-local.js';
 const outfile = '.cache/dev/server.js';
 const ctx = await context({
   ...bundleOptions,
-  entryPoints: ['src/server.ts'],
+  // The service as `runway build` bundles it, runway from its source (package.json's exports).
+  stdin: entryStdin('service/server.ts'),
+  conditions: ['runway-source'],
   outfile,
   sourcemap: 'linked',
   logLevel: 'info',

@@ -21,7 +21,19 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  packages: 'external',
+  // Dependencies stay external, but runway itself (this package, imported by name from service/) is
+  // bundled from its source: its lib is built only for `npm pack`.
+  conditions: ['runway-source'],
+  plugins: [
+    {
+      name: 'external-packages-but-runway',
+      setup(build) {
+        build.onResolve({ filter: /^[^./]/ }, (args) =>
+          /^runway(\/|$)/.test(args.path) ? undefined : { path: args.path, external: true },
+        );
+      },
+    },
+  ],
   sourcemap: 'inline',
   logLevel: 'warning',
 });

@@ -14,10 +14,10 @@ export interface Runtime {
 
 // Deno gets the narrowest permissions that work: the network and the
 // environment. No file reads (the bundle is the main module), no subprocesses,
-// no system info. README lists the same flags.
+// no system info. docs/runtimes.md lists the same flags.
 export const DENO_FLAGS = ['run', '--no-prompt', '--allow-net', '--allow-env'];
 
-// The versions the runtime contract and the bench run on (README's runtime table names them).
+// The versions the runtime contract and the bench run on (docs/runtimes.md's table names them).
 export const BUN_VERSION = '1.4.5';
 export const DENO_VERSION = '2.9.6';
 

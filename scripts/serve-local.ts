@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runNode } from '../src/cli/run-node.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 
 /**
@@ -26,21 +26,7 @@ export async function serveLocally(nodeArgs: string[], extraEnv: NodeJS.ProcessE
     );
   }
 
-  // Its own process group: a Ctrl-C reaches the server once, through us, not
-  // twice (terminal and us), which it would take as "exit now".
-  const child = spawn(process.execPath, nodeArgs, { stdio: 'inherit', env, detached: true });
-  let lastForward = 0;
-  const forward = (signal: NodeJS.Signals) => {
-    // npm and the terminal may both deliver the same Ctrl-C to us.
-    if (Date.now() - lastForward < 250) return;
-    lastForward = Date.now();
-    child.kill(signal);
-  };
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  const code = await new Promise<number>((resolve) =>
-    child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))),
-  );
+  const code = await runNode(nodeArgs, env);
   await embedded?.stop();
   return code;
 }

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from './config/load.js';
+import { type EnvInput, type EnvOutput, partsOf } from './config/env-part.js';
+import { ConfigError, composeEnv, EnvPartError, loadEnv } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { compileApp, type ServedApp } from './runtime/edge-options.js';
 import { createHealth, type Health } from './runtime/health.js';
@@ -11,13 +12,17 @@ import { createServerAdapter } from './runtime/server-adapter.js';
 
 /**
  * The process: the only place that reads `process.env`, installs signal
- * handlers and exits. Config is validated before anything listens; the app is
- * loaded after `listen`, so /healthz answers while it loads and /readyz turns
- * 200 once it has.
+ * handlers and exits. Every variable (the runtime's, each module's, the
+ * app's) is validated before anything listens; the app's start-up hook runs
+ * after `listen`, so /healthz answers while it runs and /readyz turns 200
+ * once it has.
  */
 
-export interface AppDeps {
+/** What the app's start-up hook and its commands get. `env` is every declared variable, parsed. */
+export interface SetupDeps<TEnvIn extends EnvInput | undefined = undefined> {
+  /** The runtime's own settings (variables.ts), parsed. */
   config: Config;
+  env: EnvOutput<TEnvIn>;
   log: Logger;
   health: Health;
   /** Aborted when shutdown begins. */
@@ -25,19 +30,80 @@ export interface AppDeps {
   onCleanup: Lifecycle['onCleanup'];
 }
 
-/** What the app hands the runtime: its fetch, and optionally per-route settings (route-settings.ts). */
+/** What the runtime serves: a Hono app or any `{ fetch }`, optionally with per-route settings (route-settings.ts). */
 export type App = ServedApp;
 
-export type LoadApp = (deps: AppDeps) => Promise<App>;
-
 /** One-off commands, `node dist/server.js NAME`: they run and exit, nothing listens. */
-export type Command = (deps: { config: Config; log: Logger }) => Promise<void>;
+export type Command<TEnvIn extends EnvInput | undefined = undefined> = (
+  deps: Pick<SetupDeps<TEnvIn>, 'config' | 'env' | 'log'>,
+) => Promise<void>;
 
-export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; commands?: Record<string, Command> }) {
+/**
+ * A service, as `start` takes it and as a `runway build` entry module exports it: `default` is `app`.
+ * At least one of `app` and `setup` gives the app.
+ */
+export interface Service<TEnvIn extends EnvInput | undefined = undefined> {
+  /** The app's variables: a valibot `v.object` of strings, a module's part (`postgresEnv()`), or a list of them. */
+  env?: TEnvIn;
+  /** Served unless `setup` returns an app. */
+  app?: App;
+  /** Start-up hook, run after listen and before serving (open a pool, warm a cache); may return the app. */
+  setup?: (deps: SetupDeps<TEnvIn>) => Promise<App | undefined> | App | undefined;
+  commands?: Record<string, Command<TEnvIn>>;
+}
+
+/** Types a service's hooks from its env; returns it unchanged. */
+export function defineService<const TEnvIn extends EnvInput | undefined = undefined>(
+  service: Service<TEnvIn>,
+): Service<TEnvIn> {
+  return service;
+}
+
+/** The error a service without an app gets, at start-up. */
+export class NoAppError extends Error {
+  override name = 'NoAppError';
+}
+
+function appOf(app: unknown): App {
+  if (typeof (app as { fetch?: unknown } | undefined)?.fetch !== 'function') {
+    throw new NoAppError(
+      'the service gave no app: export a Hono app (or any { fetch }) as default, or return one from setup',
+    );
+  }
+  return app as App;
+}
+
+/** Starts the runtime for a service: validates the env, listens, runs `setup`, serves, drains on SIGTERM. */
+export async function start<const TEnvIn extends EnvInput | undefined = undefined>(service: Service<TEnvIn>) {
+  return run(service as Service<EnvInput | undefined>);
+}
+
+/**
+ * What `runway build`'s generated entry calls with the service module (or its import, so that a module
+ * that throws as it loads is reported as a start-up failure, not a raw error): its `default` export is
+ * the app, `env`, `setup` and `commands` as in Service.
+ */
+export async function startEntry(module: Record<string, unknown> | Promise<Record<string, unknown>>) {
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = await module;
+  } catch (error) {
+    // No config yet, so no logger: one JSON line on stderr, as a config error is reported.
+    const entry = { severity: 'ERROR', message: 'the service failed to load', time: new Date().toISOString() };
+    process.stderr.write(`${JSON.stringify({ ...entry, ...errorFields(error) })}\n`);
+    await drained(process.stderr);
+    process.exit(1);
+  }
+  const { default: app, env, setup, commands } = loaded as Service<EnvInput | undefined> & { default?: App };
+  return run({ app, env, setup, commands });
+}
+
+async function run({ env: envInput, app: served, setup, commands = {} }: Service<EnvInput | undefined>) {
   const startedAt = performance.now();
   let config: Config;
+  let env: EnvOutput<EnvInput>;
   try {
-    config = loadConfig(process.env);
+    ({ config, env } = loadEnv<EnvOutput<EnvInput>>(process.env, composeEnv(partsOf(envInput))));
   } catch (error) {
     reportConfigError(error);
     await drained(process.stderr);
@@ -61,13 +127,14 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
 
   const commandName = process.argv[2];
   if (commandName !== undefined) {
-    const command = commands[commandName];
+    // Own properties only: `constructor` or `__proto__` is not a command.
+    const command = Object.hasOwn(commands, commandName) ? commands[commandName] : undefined;
     if (!command) {
       log.error('unknown command', { command: commandName, known: Object.keys(commands) });
       return exit(2);
     }
     try {
-      await command({ config, log });
+      await command({ config, env, log });
     } catch (error) {
       log.error('command failed', { command: commandName, ...errorFields(error) });
       return exit(1);
@@ -92,7 +159,7 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   // A throw that escaped a callback may have left state half-updated: drain and exit 1.
   process.on('uncaughtException', (error) => void lifecycle.shutdown({ error }));
   // A rejection nobody handled has changed no state; ending the process for it turns
-  // every forgotten catch in a dependency's error path into an outage (README, Faults).
+  // every forgotten catch in a dependency's error path into an outage (docs/proof.md, Faults).
   process.on('unhandledRejection', reportUnhandledRejection(log));
 
   const shedder = createLoadShedder({
@@ -120,9 +187,10 @@ export async function main({ loadApp, commands = {} }: { loadApp: LoadApp; comma
   }
 
   // The app's route settings are validated once it has loaded, before it serves: a wrong table fails the start.
-  const app = loadApp({ config, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup }).then(
-    compileApp,
-  );
+  const deps = { config, env, log, health, shutdownSignal: lifecycle.signal, onCleanup: lifecycle.onCleanup };
+  const app = Promise.resolve()
+    .then(() => setup?.(deps))
+    .then((fromSetup) => compileApp(appOf(fromSetup ?? served)));
   server.serve(app);
   try {
     await app;
@@ -160,6 +228,10 @@ function reportUnhandledRejection(log: Logger) {
 }
 
 function reportConfigError(error: unknown) {
+  if (error instanceof EnvPartError) {
+    process.stderr.write(`runway: ${error.message}\n`);
+    return;
+  }
   if (!(error instanceof ConfigError)) {
     process.stderr.write(`${String(error instanceof Error ? error.stack : error)}\n`);
     return;

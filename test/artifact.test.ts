@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from 'hono/jwt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { NODE24 } from '../scripts/node24.js';
+import { securityHeaders } from '../src/runtime/security-headers.js';
 import { freshDatabase } from './db-helpers.js';
 import { fetchRaw, freePort } from './helpers.js';
 
@@ -97,7 +98,11 @@ describe('the artifact', () => {
     const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${server.proc.pid}/status`, 'utf8'));
     expect(uid?.[2]).toBe(asRoot ? NONROOT : String(process.getuid?.()));
     expect(uid?.[2]).not.toBe('0');
-    expect((await fetchRaw(port, '/healthz')).status).toBe(200);
+    const live = await fetchRaw(port, '/healthz', { headers: { 'x-request-id': 'artifact-1' } });
+    expect(live.status).toBe(200);
+    // The runtime's headers go into node:http's own header block (node-response.ts): pinned on the image's Node.
+    for (const [name, value] of Object.entries(securityHeaders)) expect(live.headers[name], name).toBe(value);
+    expect(live.headers['x-request-id']).toBe('artifact-1');
 
     const now = Math.floor(Date.now() / 1000);
     const token = await sign({ sub: 'artifact', exp: now + 300 }, KEY, 'HS256');
@@ -108,6 +113,8 @@ describe('the artifact', () => {
       body: '{"title":"from the artifact"}',
     });
     expect(created.status).toBe(201);
+    expect(created.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(created.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     const read = await fetchRaw(port, created.headers.location as string, { headers });
     expect(JSON.parse(read.body)).toMatchObject({ title: 'from the artifact' });
 
@@ -116,6 +123,49 @@ describe('the artifact', () => {
     expect(server.output()).toContain('"message":"shutdown complete"');
     // The process could not write where it runs: nothing new appeared beside dist/.
     expect(readdirSync(dir)).toEqual(['dist']);
+  });
+
+  it('has not loaded the fetch implementation of Node (undici) when it listens: the app and its Web globals load after', async () => {
+    // Node loads its internal undici on the first touch of a Web global (Request, Headers,
+    // CloseEvent...): 45-65 ms and 16 MB on Node 24 (docs/benchmarks.md), so the bundle must not
+    // touch one before `listen`. Read from process.moduleLoadList when the server emits 'listening'.
+    const dir = mkdtempSync(join(tmpdir(), 'runway-undici-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const hook = join(dir, 'hook.cjs');
+    writeFileSync(
+      hook,
+      `const http = require('node:http');
+      const loaded = () => process.moduleLoadList.some((name) => name.includes('undici'));
+      const emit = http.Server.prototype.emit;
+      http.Server.prototype.emit = function (event, ...args) {
+        if (event === 'listening') process.stderr.write('undici at listen: ' + loaded() + '\\n');
+        if (event === 'request') process.stderr.write('undici at a request: ' + loaded() + '\\n');
+        return emit.call(this, event, ...args);
+      };`,
+    );
+    const port = await freePort();
+    const proc = spawn(NODE24, ['--require', hook, 'dist/server.js'], {
+      env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    onTestFinished(() => {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    });
+    let output = '';
+    proc.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    await until(
+      async () => ((await fetchRaw(port, '/')).status === 200 ? true : undefined),
+      'answered /',
+      proc,
+      () => output,
+    );
+    proc.kill('SIGTERM');
+    await new Promise((resolve) => proc.once('exit', resolve));
+    expect(output).toContain('undici at listen: false');
+    // The hook can tell: once the app answers, it is loaded.
+    expect(output).toContain('undici at a request: true');
   });
 
   it('refuses to start in production without DATABASE_URL', async () => {

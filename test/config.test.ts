@@ -1,9 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { env as notesParts } from '../service/env.js';
+import { partsOf } from '../src/config/env-part.js';
+import { ConfigError, composeEnv, loadEnv } from '../src/config/load.js';
+
+// The notes service's composition: the runtime's variables, runway/postgres's (required in production) and its own.
+const composed = composeEnv(partsOf(notesParts));
+const load = (raw: Record<string, string | undefined>) => loadEnv<Record<string, unknown>>(raw, composed);
+const loadConfig = (raw: Record<string, string | undefined>) => load(raw).config;
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
-    loadConfig(env);
+    load(env);
   } catch (error) {
     if (error instanceof ConfigError) return error.problems;
     throw error;
@@ -28,8 +35,8 @@ describe('loadConfig', () => {
         maxBufferedBodyBytes: 134_217_728,
       },
       shutdown: { gracefulTimeoutMs: 10_000, shutdownDelayMs: 0, cleanupTimeoutMs: 1_000, terminationGraceMs: 30_000 },
-      databaseUrl: undefined,
     });
+    expect(load({}).env.DATABASE_URL).toBeUndefined();
   });
 
   it('treats an empty variable as unset', () => {
@@ -60,9 +67,9 @@ describe('loadConfig', () => {
   });
 
   it('accepts production with a database URL', () => {
-    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://app:pw@db:5432/app' });
+    const { config, env } = load({ NODE_ENV: 'production', DATABASE_URL: 'postgres://app:pw@db:5432/app' });
     expect(config.production).toBe(true);
-    expect(config.databaseUrl).toBe('postgres://app:pw@db:5432/app');
+    expect(env.DATABASE_URL).toBe('postgres://app:pw@db:5432/app');
   });
 
   it('never shows the password of a rejected DATABASE_URL', () => {
@@ -142,7 +149,7 @@ describe('database settings', () => {
   it('rejects a statement timeout at or above the handler deadline when a database is configured', () => {
     const env = { DATABASE_URL: 'postgres://db/app', HANDLER_TIMEOUT_MS: '5000', DB_STATEMENT_TIMEOUT_MS: '5000' };
     expect(problemsOf(env)[0]).toMatch(/^DB_STATEMENT_TIMEOUT_MS: must be shorter than HANDLER_TIMEOUT_MS/);
-    expect(loadConfig({ ...env, DB_STATEMENT_TIMEOUT_MS: '4000' }).db.statementTimeoutMs).toBe(4000);
+    expect(load({ ...env, DB_STATEMENT_TIMEOUT_MS: '4000' }).env.DB_STATEMENT_TIMEOUT_MS).toBe(4000);
   });
 });
 
@@ -203,17 +210,17 @@ describe('WebSocket settings', () => {
 
 describe('notes API settings', () => {
   it('allows 30 s of clock skew, tokens of up to a day, and keeps idempotency keys a day by default', () => {
-    expect(loadConfig({})).toMatchObject({
-      jwtClockSkewMs: 30_000,
-      jwtMaxLifetimeMs: 86_400_000,
-      idempotencyRetentionMs: 86_400_000,
+    expect(load({}).env).toMatchObject({
+      JWT_CLOCK_SKEW_MS: 30_000,
+      JWT_MAX_LIFETIME_MS: 86_400_000,
+      IDEMPOTENCY_RETENTION_MS: 86_400_000,
     });
   });
 
   it('takes the leeway, the lifetime and the retention from the environment', () => {
     expect(
-      loadConfig({ JWT_CLOCK_SKEW_MS: '0', JWT_MAX_LIFETIME_MS: '3600000', IDEMPOTENCY_RETENTION_MS: '600000' }),
-    ).toMatchObject({ jwtClockSkewMs: 0, jwtMaxLifetimeMs: 3_600_000, idempotencyRetentionMs: 600_000 });
+      load({ JWT_CLOCK_SKEW_MS: '0', JWT_MAX_LIFETIME_MS: '3600000', IDEMPOTENCY_RETENTION_MS: '600000' }).env,
+    ).toMatchObject({ JWT_CLOCK_SKEW_MS: 0, JWT_MAX_LIFETIME_MS: 3_600_000, IDEMPOTENCY_RETENTION_MS: 600_000 });
   });
 
   it('rejects each out-of-range value, naming the variable and its bounds', () => {

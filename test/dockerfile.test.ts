@@ -21,7 +21,12 @@ for (const line of instructions) {
 }
 const build = stages[0] ?? [];
 const runtime = stages.at(-1) ?? [];
-const from = (stage: string[]) => (stage[0] ?? '').split(/\s+/)[1] ?? '';
+// The image, past any flag (`--platform=$BUILDPLATFORM`).
+const from = (stage: string[]) =>
+  (stage[0] ?? '')
+    .split(/\s+/)
+    .slice(1)
+    .find((word) => !word.startsWith('--')) ?? '';
 
 describe('Dockerfile', () => {
   it('has a build stage on an official Node image and a distroless Node.js :nonroot runtime stage, same Node major', () => {

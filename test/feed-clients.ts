@@ -12,6 +12,8 @@ export interface Subscriber {
   /** The seqs of the `created` changes received, in order. */
   created: string[];
   reconnects: number;
+  /** Settles when the first subscription is confirmed (`ready` or `truncated`): changes after it will arrive. */
+  subscribed: Promise<void>;
   /** The `unavailable` notices received (the database failed the feed), and each close code of a socket. */
   notices: string[];
   done: Promise<void>;
@@ -19,6 +21,14 @@ export interface Subscriber {
 
 // A client's retry delay, shorter than the 1 s (5 s when unavailable) the server suggests, so tests run quicker.
 const RETRY_MS = 100;
+
+function newSubscriber(): { sub: Subscriber; confirm: () => void } {
+  let confirm = () => {};
+  const subscribed = new Promise<void>((resolve) => {
+    confirm = resolve;
+  });
+  return { sub: { created: [], reconnects: -1, subscribed, notices: [], done: Promise.resolve() }, confirm };
+}
 
 function reconnecting(sub: Subscriber, once: () => Promise<void>, stop: AbortSignal) {
   return (async () => {
@@ -32,7 +42,7 @@ function reconnecting(sub: Subscriber, once: () => Promise<void>, stop: AbortSig
 
 /** GET /v1/notes/events as a browser's EventSource: Last-Event-ID on each reconnect (`from` at first, if given). */
 export function subscribeEvents(port: number, token: string, stop: AbortSignal, from?: string): Subscriber {
-  const sub: Subscriber = { created: [], reconnects: -1, notices: [], done: Promise.resolve() };
+  const { sub, confirm } = newSubscriber();
   let last = from;
   const once = () =>
     new Promise<void>((resolve) => {
@@ -49,6 +59,8 @@ export function subscribeEvents(port: number, token: string, stop: AbortSignal, 
             text = text.slice(end + 2);
             end = text.indexOf('\n\n');
             if (/^event: unavailable$/m.test(block)) sub.notices.push('unavailable');
+            // A resume sends no `ready` (the client knows where it is): its first event confirms it.
+            if (/^id: /m.test(block)) confirm();
             const id = /^id: (\d+)$/m.exec(block)?.[1];
             if (!id) continue;
             last = id;
@@ -69,7 +81,7 @@ export function subscribeEvents(port: number, token: string, stop: AbortSignal, 
 
 /** GET /v1/notes/socket: subscribes with `{"resume": <the last seq seen>}` (`from` at first). */
 export function subscribeSocket(port: number, token: string, from: string, stop: AbortSignal): Subscriber {
-  const sub: Subscriber = { created: [], reconnects: -1, notices: [], done: Promise.resolve() };
+  const { sub, confirm } = newSubscriber();
   let last = from;
   const once = () =>
     new Promise<void>((resolve) => {
@@ -81,6 +93,7 @@ export function subscribeSocket(port: number, token: string, from: string, stop:
       ws.on('message', (data) => {
         const message = JSON.parse(String(data)) as { type: string; seq?: string };
         if (message.type === 'unavailable') sub.notices.push('unavailable');
+        if (message.type === 'ready' || message.type === 'truncated') confirm();
         if (message.type === 'created' || message.type === 'updated' || message.type === 'deleted') {
           last = message.seq as string;
           if (message.type === 'created') sub.created.push(last);
@@ -100,9 +113,30 @@ export function subscribeSocket(port: number, token: string, from: string, stop:
   return sub;
 }
 
+/**
+ * How `sub` fared when a write's outcome was unknown to its client (a 503 handler_timeout while the
+ * database was black-holed may still commit, later): what it got must be the database's own created
+ * seqs from the start, `settled` (read once the subscribers stopped), without a gap, a repeat or a
+ * reorder, and reach at least every seq known when the writes ended (`known`: every 201 among them).
+ */
+export function deliveryOfSettled(sub: Subscriber, known: string[], settled: string[]): string {
+  const prefix = sub.created.join(',') === settled.slice(0, sub.created.length).join(',');
+  if (prefix && sub.created.length >= known.length) return 'every created note, once, in order';
+  return `${deliveryOf(sub, known)}; of the ${settled.length} settled: a prefix ${prefix}`;
+}
+
 /** How `sub` fared against the `expected` created seqs, in one phrase the tests compare. */
 export function deliveryOf(sub: Subscriber, expected: string[]): string {
   if (sub.created.join(',') === expected.join(',')) return 'every created note, once, in order';
   const ordered = sub.created.every((id, i) => i === 0 || Number(id) > Number(sub.created[i - 1]));
-  return `${sub.created.length} of ${expected.length}, ${new Set(sub.created).size} distinct, in order: ${ordered}`;
+  // Which seqs are missing and which are extra says whether it was the start, a gap or the tail.
+  const got = new Set(sub.created);
+  const want = new Set(expected);
+  const missing = expected.filter((seq) => !got.has(seq));
+  const extra = sub.created.filter((seq) => !want.has(seq));
+  const where = (seqs: string[]) =>
+    seqs.length
+      ? `${seqs.slice(0, 5).join(',')}${seqs.length > 5 ? ',…' : ''} (of ${expected[0]}-${expected.at(-1)})`
+      : 'none';
+  return `${sub.created.length} of ${expected.length}, ${got.size} distinct, in order: ${ordered}; missing ${where(missing)}, extra ${where(extra)}`;
 }

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { bundleOptions } from '../scripts/bundle-options.js';
 import { ensureNode24 } from '../scripts/node24.js';
 import { ensureBun, ensureDeno } from '../scripts/runtimes.js';
+import { bundleOptions } from '../src/build/bundle-options.js';
 import { FIXTURE_PROGRAMS } from './fixtures/programs.js';
 
 /**
@@ -28,6 +28,8 @@ export default async function setup() {
     outdir: '.cache/test',
     outExtension: { '.js': '.mjs' },
     ...bundleOptions,
+    // runway from its source (package.json's exports), as npm run build does.
+    conditions: ['runway-source'],
     sourcemap: 'inline',
   });
 }

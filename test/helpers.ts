@@ -21,9 +21,16 @@ export const FIXTURE = '.cache/test/server.mjs';
 export { FIXTURE_PROGRAMS, fixtureProgram } from './fixtures/programs.js';
 
 /** Forks a program with a clean environment and registers its teardown. `on` picks the runtime. */
-export function spawnProgram(program: string, env: Record<string, string>, args: string[] = [], on?: Runtime) {
+export function spawnProgram(
+  program: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  on?: Runtime,
+  cwd?: string,
+) {
   const [command, ...prefix] = on ? on.command(program) : [process.execPath, program];
   const proc = spawn(command, [...prefix, ...args], {
+    cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -40,14 +47,15 @@ export function spawnProgram(program: string, env: Record<string, string>, args:
 export async function startFixture(
   env: Record<string, string> = {},
   waitFor = 'started',
-  options: { program?: string; runtime?: Runtime } = {},
+  options: { program?: string; runtime?: Runtime; args?: string[]; cwd?: string } = {},
 ): Promise<Fixture> {
   if (waitFor === 'none' && !env.PORT) env = { ...env, PORT: String(await freePort()) };
   const { proc, exited } = spawnProgram(
     options.program ?? FIXTURE,
     { PORT: '0', HOST: '127.0.0.1', ...env },
-    [],
+    options.args,
     options.runtime,
+    options.cwd,
   );
   const logs: LogLine[] = [];
   let stderr = '';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
  * `process.getBuiltinModule` (scripts/bundle-options.ts), added in 22.3.0
  * and backported to 20.16.0; 21.x never got it. package.json's engines field
  * states that range, the bundle checks it before anything else runs, and
- * README says which majors are supported.
+ * docs/runtimes.md says which majors are supported.
  */
 
 const engines = (JSON.parse(readFileSync('package.json', 'utf8')) as { engines: { node: string } }).engines.node;
@@ -44,7 +44,7 @@ describe('supported Node.js versions', () => {
     expect(stderr).toBe(`runway: Node.js ${process.version} cannot run this bundle; it needs ${engines}\n`);
   });
 
-  it('is stated in README', () => {
-    expect(readFileSync('README.md', 'utf8')).toContain(`\`${engines}\``);
+  it('is stated in docs/runtimes.md', () => {
+    expect(readFileSync('docs/runtimes.md', 'utf8')).toContain(`\`${engines}\``);
   });
 });

@@ -1,4 +1,4 @@
-import type { Env } from './variables.js';
+import type { RuntimeEnv as Env } from './variables.js';
 
 /**
  * The platforms whose termination grace runway knows, how it tells which one

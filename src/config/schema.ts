@@ -2,24 +2,19 @@ import * as v from 'valibot';
 import type { Trust } from '../runtime/client-ip.js';
 import type { ServerSettings } from '../runtime/edge-options.js';
 import { LOG_FLUSH_TIMEOUT_MS } from '../runtime/line-writer.js';
+import type { EnvPart, EnvRule } from './env-part.js';
 import { detectPlatform, shutdownBudget } from './platforms.js';
-import { type Env, EnvSchema } from './variables.js';
+import { type RuntimeEnv, RuntimeEnvSchema } from './variables.js';
 
 /**
- * The variables (variables.ts), their cross-checks, and the Config the
- * process gets: checked together, so every problem is found at once.
+ * The runtime's variables (variables.ts), their cross-checks, and the Config
+ * the process gets from them. Checked together with every other part's
+ * (load.ts), so every problem is found at once.
  */
 
-export const ConfigSchema = v.pipe(
-  EnvSchema,
-  v.forward(
-    v.partialCheck(
-      [['DATABASE_URL'], ['NODE_ENV'], ['K_SERVICE']],
-      (env) => env.DATABASE_URL !== undefined || (env.NODE_ENV !== 'production' && !env.K_SERVICE),
-      'is required when NODE_ENV=production or on Cloud Run (K_SERVICE is set)',
-    ),
-    ['DATABASE_URL'],
-  ),
+// Written as one pipe on the runtime's schema so that each check is typed by it; composeEnv takes the actions.
+const checked = v.pipe(
+  RuntimeEnvSchema,
   v.forward(
     v.partialCheck(
       [['RATE_LIMIT_BURST'], ['RATE_LIMIT_RPS']],
@@ -48,15 +43,6 @@ export const ConfigSchema = v.pipe(
   ),
   v.forward(
     v.partialCheck(
-      [['DB_STATEMENT_TIMEOUT_MS'], ['HANDLER_TIMEOUT_MS'], ['DATABASE_URL']],
-      (env) => env.DATABASE_URL === undefined || env.DB_STATEMENT_TIMEOUT_MS < env.HANDLER_TIMEOUT_MS,
-      // A statement the server still runs after the handler gave up is wasted work.
-      'must be shorter than HANDLER_TIMEOUT_MS',
-    ),
-    ['DB_STATEMENT_TIMEOUT_MS'],
-  ),
-  v.forward(
-    v.partialCheck(
       [
         ['SHUTDOWN_DELAY_MS'],
         ['GRACEFUL_TIMEOUT_MS'],
@@ -67,14 +53,14 @@ export const ConfigSchema = v.pipe(
         ['KUBERNETES_SERVICE_HOST'],
       ],
       (env) => {
-        const budget = shutdownBudget(env as Env);
+        const budget = shutdownBudget(env as RuntimeEnv);
         return (
           env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS <
           budget.terminationGraceMs
         );
       },
       (issue) => {
-        const env = issue.input as Env;
+        const env = issue.input as RuntimeEnv;
         const budget = shutdownBudget(env);
         const total = env.SHUTDOWN_DELAY_MS + budget.gracefulTimeoutMs + env.CLEANUP_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS;
         return (
@@ -88,71 +74,60 @@ export const ConfigSchema = v.pipe(
     ),
     ['GRACEFUL_TIMEOUT_MS'],
   ),
-  v.transform((env) => {
-    const platform = detectPlatform(env);
-    const budget = shutdownBudget(env);
-    return {
-      platform,
-      production: env.NODE_ENV === 'production',
-      logLevel: env.LOG_LEVEL,
-      // What the server edge reads (edges get this object only: no secret is in it).
-      server: {
-        port: env.PORT,
-        host: env.HOST,
-        readHeaderTimeoutMs: env.READ_HEADER_TIMEOUT_MS,
-        readTimeoutMs: env.READ_TIMEOUT_MS,
-        writeTimeoutMs: env.WRITE_TIMEOUT_MS,
-        writeMinRateBps: env.WRITE_MIN_RATE_BPS,
-        idleTimeoutMs: env.IDLE_TIMEOUT_MS,
-        handlerTimeoutMs: env.HANDLER_TIMEOUT_MS,
-        bodyLimitBytes: env.BODY_LIMIT_BYTES,
-        maxBufferedBodyBytes: env.MAX_BUFFERED_BODY_BYTES,
-        trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
-        logHealthChecks: env.LOG_HEALTH_CHECKS,
-        projectId: env.GOOGLE_CLOUD_PROJECT,
-        websocket: {
-          maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_BYTES,
-          idleTimeoutMs: env.WEBSOCKET_IDLE_TIMEOUT_MS,
-          maxConnections: env.WEBSOCKET_MAX_CONNECTIONS,
-          origins: env.WEBSOCKET_ORIGINS ?? [],
-        },
-      } satisfies ServerSettings,
-      // What the lifecycle's drain reads.
-      shutdown: {
-        shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
-        gracefulTimeoutMs: budget.gracefulTimeoutMs,
-        cleanupTimeoutMs: env.CLEANUP_TIMEOUT_MS,
-        terminationGraceMs: budget.terminationGraceMs,
-      },
-      readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
-      // What the load shedder and the rate limiter read.
-      overload: {
-        maxInflightRequests: env.MAX_INFLIGHT_REQUESTS,
-        maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
-        rateLimit:
-          env.RATE_LIMIT_RPS === undefined
-            ? undefined
-            : { rps: env.RATE_LIMIT_RPS, burst: env.RATE_LIMIT_BURST ?? env.RATE_LIMIT_RPS },
-      },
-      databaseUrl: env.DATABASE_URL,
-      jwtSigningKey: env.JWT_SIGNING_KEY,
-      jwtIssuer: env.JWT_ISSUER,
-      jwtAudience: env.JWT_AUDIENCE,
-      jwtClockSkewMs: env.JWT_CLOCK_SKEW_MS,
-      jwtMaxLifetimeMs: env.JWT_MAX_LIFETIME_MS,
-      idempotencyRetentionMs: env.IDEMPOTENCY_RETENTION_MS,
-      feedRetentionMs: env.FEED_RETENTION_MS,
-      db: {
-        poolMax: env.DB_POOL_MAX,
-        connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
-        idleTimeoutMs: env.DB_IDLE_TIMEOUT_MS,
-        maxLifetimeMs: env.DB_MAX_LIFETIME_MS,
-        statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
-        pooler: env.DB_POOLER,
-      },
-      migrateOnStart: env.MIGRATE_ON_START,
-    };
-  }),
 );
+const rules = checked.pipe.slice(1) as EnvRule[];
 
-export type Config = v.InferOutput<typeof ConfigSchema>;
+/** The runtime's own variables and their cross-checks, the first part of every composed env. */
+export const runtimeEnv: EnvPart = { name: 'runtime', schema: RuntimeEnvSchema, rules };
+
+/** The Config the process gets from the runtime's variables, once they passed. */
+export function runtimeConfigOf(env: RuntimeEnv) {
+  const platform = detectPlatform(env);
+  const budget = shutdownBudget(env);
+  return {
+    platform,
+    production: env.NODE_ENV === 'production',
+    logLevel: env.LOG_LEVEL,
+    // What the server edge reads (edges get this object only: no secret is in it).
+    server: {
+      port: env.PORT,
+      host: env.HOST,
+      readHeaderTimeoutMs: env.READ_HEADER_TIMEOUT_MS,
+      readTimeoutMs: env.READ_TIMEOUT_MS,
+      writeTimeoutMs: env.WRITE_TIMEOUT_MS,
+      writeMinRateBps: env.WRITE_MIN_RATE_BPS,
+      idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+      handlerTimeoutMs: env.HANDLER_TIMEOUT_MS,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      maxBufferedBodyBytes: env.MAX_BUFFERED_BODY_BYTES,
+      trust: env.TRUSTED_PROXIES ?? ({ kind: 'none' } as Trust),
+      logHealthChecks: env.LOG_HEALTH_CHECKS,
+      projectId: env.GOOGLE_CLOUD_PROJECT,
+      websocket: {
+        maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_BYTES,
+        idleTimeoutMs: env.WEBSOCKET_IDLE_TIMEOUT_MS,
+        maxConnections: env.WEBSOCKET_MAX_CONNECTIONS,
+        origins: env.WEBSOCKET_ORIGINS ?? [],
+      },
+    } satisfies ServerSettings,
+    // What the lifecycle's drain reads.
+    shutdown: {
+      shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
+      gracefulTimeoutMs: budget.gracefulTimeoutMs,
+      cleanupTimeoutMs: env.CLEANUP_TIMEOUT_MS,
+      terminationGraceMs: budget.terminationGraceMs,
+    },
+    readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
+    // What the load shedder and the rate limiter read.
+    overload: {
+      maxInflightRequests: env.MAX_INFLIGHT_REQUESTS,
+      maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
+      rateLimit:
+        env.RATE_LIMIT_RPS === undefined
+          ? undefined
+          : { rps: env.RATE_LIMIT_RPS, burst: env.RATE_LIMIT_BURST ?? env.RATE_LIMIT_RPS },
+    },
+  };
+}
+
+export type Config = ReturnType<typeof runtimeConfigOf>;

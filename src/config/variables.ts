@@ -1,17 +1,19 @@
 import * as v from 'valibot';
 import { parseTrust } from '../runtime/client-ip.js';
 import { LOG_LEVELS } from '../runtime/logger.js';
-import { doc, integer, MAX_TIMEOUT_MS, milliseconds, postgresUrl, signingKey } from './primitives.js';
+import { doc } from './env-part.js';
+import { integer, MAX_TIMEOUT_MS, milliseconds } from './primitives.js';
 
 /**
- * Every variable runway reads, with its check, default and doc: the raw
- * environment, one entry each. README's variable table is checked against
- * these by a test (`npm run docs:config` writes it), so a default lives here
- * and nowhere else.
+ * Every variable the runtime itself reads, with its check, default and doc:
+ * the raw environment, one entry each. Modules (runway/postgres) and the app
+ * declare their own (env-part.ts). docs/configuration.md's table is checked
+ * against these by a test (`npm run docs:config` writes it), so a default
+ * lives here and nowhere else.
  */
 
-/** The raw environment, variable by variable. Order is the README's order. */
-export const EnvSchema = v.object({
+/** The raw environment, variable by variable. Order is docs/configuration.md's order. */
+export const RuntimeEnvSchema = v.object({
   PORT: v.optional(v.pipe(integer(0, 65_535), doc('TCP port to listen on. Cloud Run injects it.')), '8080'),
   HOST: v.optional(
     v.pipe(
@@ -21,7 +23,12 @@ export const EnvSchema = v.object({
     ),
   ),
   NODE_ENV: v.optional(
-    v.pipe(v.string(), doc('`production` makes `DATABASE_URL` required. Nothing else branches on it.')),
+    v.pipe(
+      v.string(),
+      doc(
+        '`production` is `config.production` for the app (runway/postgres can require `DATABASE_URL` with it). The runtime does not branch on it.',
+      ),
+    ),
     'development',
   ),
   LOG_LEVEL: v.optional(
@@ -217,90 +224,6 @@ export const EnvSchema = v.object({
   GOOGLE_CLOUD_PROJECT: v.optional(
     v.pipe(v.string(), doc('Project id; with it, log lines carry `logging.googleapis.com/trace`.')),
   ),
-  DATABASE_URL: v.optional(
-    v.pipe(
-      postgresUrl,
-      doc('Postgres connection URL. Required when `NODE_ENV=production` or on Cloud Run.', { secret: true }),
-    ),
-  ),
-  DB_POOL_MAX: v.optional(v.pipe(integer(1, 1000), doc('Most connections the pool opens.')), '10'),
-  DB_CONNECT_TIMEOUT_MS: v.optional(v.pipe(milliseconds(), doc('Bound on opening one database connection.')), '5000'),
-  DB_IDLE_TIMEOUT_MS: v.optional(
-    v.pipe(milliseconds(), doc('An idle pooled connection is closed after this long.')),
-    '60000',
-  ),
-  DB_MAX_LIFETIME_MS: v.optional(
-    v.pipe(milliseconds(), doc('A pooled connection is replaced after this long (failovers, rotated credentials).')),
-    '1800000',
-  ),
-  DB_STATEMENT_TIMEOUT_MS: v.optional(
-    v.pipe(milliseconds(), doc('Server-side `statement_timeout` of every connection. Below HANDLER_TIMEOUT_MS.')),
-    '20000',
-  ),
-  DB_POOLER: v.optional(
-    v.pipe(
-      v.picklist(['none', 'transaction'], 'expected none or transaction'),
-      doc(
-        '`transaction` when a pooler in transaction mode (PgBouncer `pool_mode = transaction`) sits in front: no named prepared statements and no startup parameters it rejects, so DB_STATEMENT_TIMEOUT_MS is not sent; set `statement_timeout` on the database role instead.',
-      ),
-    ),
-    'none',
-  ),
-  MIGRATE_ON_START: v.optional(
-    v.pipe(
-      v.picklist(['true', 'false'], 'expected true or false'),
-      v.transform((value) => value === 'true'),
-      doc('Apply pending migrations at startup (local runs; production uses a one-off `migrate` job).'),
-    ),
-    'false',
-  ),
-  JWT_SIGNING_KEY: v.optional(
-    v.pipe(
-      signingKey,
-      doc('HS256 key for bearer tokens, at least 32 bytes. Without it the notes API answers 503.', { secret: true }),
-    ),
-  ),
-  JWT_ISSUER: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `iss`.'))),
-  JWT_AUDIENCE: v.optional(v.pipe(v.string(), doc('When set, tokens must carry this `aud`.'))),
-  // RFC 7519 §4.1.4 allows "some small leeway, usually no more than a few
-  // minutes"; 30 s covers clocks that NTP keeps within a second by far, and
-  // lets an expired token live at most 30 s longer.
-  JWT_CLOCK_SKEW_MS: v.optional(
-    v.pipe(
-      integer(0, 300_000),
-      doc(
-        'Leeway for clock drift between token issuer and this server, applied to `exp`, `nbf` and `iat`; at most 5 min.',
-      ),
-    ),
-    '30000',
-  ),
-  JWT_MAX_LIFETIME_MS: v.optional(
-    v.pipe(
-      integer(1_000, 2_592_000_000),
-      doc(
-        'Longest token accepted: `exp - iat`, or `exp` from now without `iat`. A longer-lived token is refused (401); at most 30 days.',
-      ),
-    ),
-    '86400000',
-  ),
-  IDEMPOTENCY_RETENTION_MS: v.optional(
-    v.pipe(
-      integer(60_000, 2_592_000_000),
-      doc(
-        'How long an `Idempotency-Key` and its stored response are kept; a retry after that does the work again. From 1 min to 30 days.',
-      ),
-    ),
-    '86400000',
-  ),
-  FEED_RETENTION_MS: v.optional(
-    v.pipe(
-      integer(60_000, 7_776_000_000),
-      doc(
-        'How long the change feed keeps its history; a client resuming from before it is told `truncated` and reloads. From 1 min to 90 days.',
-      ),
-    ),
-    '604800000',
-  ),
   K_SERVICE: v.optional(v.pipe(v.string(), doc('Set by Cloud Run; selects its defaults.', { platform: true }))),
   ECS_CONTAINER_METADATA_URI_V4: v.optional(
     v.pipe(v.string(), doc('Set by ECS; selects its termination grace.', { platform: true })),
@@ -310,4 +233,4 @@ export const EnvSchema = v.object({
   ),
 });
 
-export type Env = v.InferOutput<typeof EnvSchema>;
+export type RuntimeEnv = v.InferOutput<typeof RuntimeEnvSchema>;

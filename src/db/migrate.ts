@@ -45,7 +45,7 @@ async function lockAndReadApplied(tx: Sql): Promise<Map<string, string>> {
   return new Map(rows.map((row) => [row.name, row.checksum]));
 }
 
-export async function migrate(sql: Sql, migrations: Migration[], log: Logger): Promise<string[]> {
+export async function migrate(sql: Sql, migrations: readonly Migration[], log: Logger): Promise<string[]> {
   const applied = await sql.begin((tx) => lockAndReadApplied(tx as unknown as Sql));
   for (const [name, recorded] of applied) {
     const migration = migrations.find((m) => m.name === name);

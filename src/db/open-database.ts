@@ -2,9 +2,9 @@ import type { Config } from '../config/schema.js';
 import type { Health } from '../runtime/health.js';
 import type { CleanupHook } from '../runtime/lifecycle.js';
 import { errorFields, type Logger } from '../runtime/logger.js';
+import type { PostgresEnv } from './env.js';
 import { databaseProblem } from './errors.js';
-import { migrate } from './migrate.js';
-import { migrations } from './migrations/index.js';
+import { type Migration, migrate } from './migrate.js';
 import { createDb, type Db } from './pool.js';
 
 /**
@@ -20,7 +20,9 @@ import { createDb, type Db } from './pool.js';
  * SQL, an edited migration) is final: the process exits 1 and says why.
  */
 export interface DatabaseDeps {
-  config: Config;
+  config: Pick<Config, 'shutdown'>;
+  /** The variables of postgresEnv() (env.ts), parsed. */
+  env: PostgresEnv;
   log: Logger;
   health: Health;
   onCleanup(name: string, hook: CleanupHook): void;
@@ -31,22 +33,33 @@ export interface DatabaseDeps {
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5_000;
 
-export function poolFor(config: Config, log: Logger, url: string): Db {
-  return createDb({ url, ...config.db, log });
+export interface DatabaseOptions {
+  /** The app's migrations, in order (migrate.ts): applied by MIGRATE_ON_START=true and by runMigrations. */
+  migrations?: readonly Migration[];
 }
 
-export async function openDatabase({
-  config,
-  log,
-  health,
-  onCleanup,
-  shutdownSignal,
-}: DatabaseDeps): Promise<Db | undefined> {
-  if (!config.databaseUrl) {
+export function poolFor(env: PostgresEnv, log: Logger, url: string): Db {
+  return createDb({
+    url,
+    poolMax: env.DB_POOL_MAX,
+    connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+    idleTimeoutMs: env.DB_IDLE_TIMEOUT_MS,
+    maxLifetimeMs: env.DB_MAX_LIFETIME_MS,
+    statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+    pooler: env.DB_POOLER,
+    log,
+  });
+}
+
+export async function openDatabase(
+  { config, env, log, health, onCleanup, shutdownSignal }: DatabaseDeps,
+  { migrations = [] }: DatabaseOptions = {},
+): Promise<Db | undefined> {
+  if (!env.DATABASE_URL) {
     log.warn('no DATABASE_URL: running without a database');
     return undefined;
   }
-  const db = poolFor(config, log, config.databaseUrl);
+  const db = poolFor(env, log, env.DATABASE_URL);
   health.register('db', (signal) => db.ping(signal));
   // The pool gets a little less than the cleanup bound: past its own timeout postgres.js destroys
   // the connections and returns, which must happen before the lifecycle's bound calls the hook
@@ -55,7 +68,7 @@ export async function openDatabase({
   onCleanup('db', () =>
     db.end(Math.max(0, config.shutdown.cleanupTimeoutMs - Math.min(250, config.shutdown.cleanupTimeoutMs / 4))),
   );
-  if (config.migrateOnStart) {
+  if (env.MIGRATE_ON_START) {
     const applied = await retryWhileUnavailable(() => migrate(db.sql, migrations, log), log, shutdownSignal);
     log.info('migrations up to date', { applied: applied.length, total: migrations.length });
   }
@@ -84,10 +97,13 @@ async function retryWhileUnavailable<T>(work: () => Promise<T>, log: Logger, sig
   }
 }
 
-/** `node dist/server.js migrate`: apply pending migrations, then end the pool. */
-export async function runMigrations(config: Config, log: Logger): Promise<void> {
-  if (!config.databaseUrl) throw new Error('DATABASE_URL is required to migrate');
-  const db = poolFor(config, log, config.databaseUrl);
+/** A `migrate` command (`node dist/server.js migrate`): apply pending migrations, then end the pool. */
+export async function runMigrations(
+  { config, env, log }: Pick<DatabaseDeps, 'config' | 'env' | 'log'>,
+  migrations: readonly Migration[],
+): Promise<void> {
+  if (!env.DATABASE_URL) throw new Error('DATABASE_URL is required to migrate');
+  const db = poolFor(env, log, env.DATABASE_URL);
   try {
     const applied = await migrate(db.sql, migrations, log);
     log.info('migrations up to date', { applied: applied.length, total: migrations.length });

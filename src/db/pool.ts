@@ -95,7 +95,7 @@ export function createDb(options: DbOptions): Db {
  * fails exactly when the database is unreachable (the statement then ends at
  * `statement_timeout` or with its connection). That failure, and whatever the
  * abandoned query settles with later, is caught here, never left as an
- * unhandled rejection (README, Faults). The caller does not wait for either:
+ * unhandled rejection (docs/proof.md, Faults). The caller does not wait for either:
  * a black-holed database would hold it forever.
  */
 export function withSignal<T extends PromiseLike<unknown> & { cancel(): unknown }>(

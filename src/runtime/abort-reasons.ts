@@ -28,6 +28,15 @@ export class RequestTimeoutError extends RequestAbortedError {
   }
 }
 
+/** The body broke HTTP/1.1 (a garbled chunk, trailers too large): the client got 400 or 431. */
+export class MalformedRequestError extends RequestAbortedError {
+  readonly severity = 'warn';
+  constructor(code: string | undefined) {
+    super(`the request's body could not be read: ${code ?? 'malformed'}`);
+    this.name = 'MalformedRequestError';
+  }
+}
+
 /** HANDLER_TIMEOUT_MS passed: the client got 503 `handler_timeout`. */
 export class HandlerTimeoutError extends RequestAbortedError {
   readonly severity = 'warn';

@@ -1,4 +1,5 @@
 import type { EdgeOptions } from './edge-options.js';
+import { settlesWithin } from './in-flight.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
 import { type SocketLink, type SocketSession, sendLimitOf } from './websocket-hub.js';
@@ -67,7 +68,12 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
   const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
   const handler = createWebHandler(options);
   let server: BunServer | undefined;
-  handler.onStopAccepting(() => void server?.stop(false));
+  // Resolves once Bun has sent every response, a streamed body the edge does not track included (one of
+  // Hono's `stream()`, which says nothing of its length): the drain waits for it too, as on node:http.
+  let stopped: Promise<void> | undefined;
+  handler.onStopAccepting(() => {
+    stopped = Promise.resolve(server?.stop(false)).catch(() => {});
+  });
   handler.onForceClose(() => void server?.stop(true));
   handler.onUpgrade((request, events, { requestId, protocol, headers }) => {
     if (protocol) headers.set('sec-websocket-protocol', protocol);
@@ -124,7 +130,11 @@ export function createBunServer(options: EdgeOptions): ServerAdapter {
       handler.setApp(app);
     },
     stopAccepting: handler.stopAccepting,
-    waitForInFlight: handler.waitForInFlight,
+    async waitForInFlight(timeoutMs) {
+      const startedAt = Date.now();
+      if (!(await handler.waitForInFlight(timeoutMs))) return false;
+      return settlesWithin(stopped, timeoutMs - (Date.now() - startedAt));
+    },
     forceClose: handler.forceClose,
   };
 }

@@ -1,4 +1,5 @@
 import type { EdgeOptions } from './edge-options.js';
+import { settlesWithin } from './in-flight.js';
 import type { ServerAdapter } from './server-adapter.js';
 import { createWebHandler } from './web-server.js';
 import type { SocketLink } from './websocket-hub.js';
@@ -9,7 +10,7 @@ import type { SocketLink } from './websocket-hub.js';
  * finish), its promise and `finished` resolve once every response is out;
  * the server's `signal` closes every connection at the drain deadline.
  * `onListen` reports the bound address. Deno.serve exposes no
- * connection timeouts at all (README's runtime table says what that means).
+ * connection timeouts at all (docs/runtimes.md's table says what that means).
  * WebSockets: `Deno.upgradeWebSocket`, whose socket feeds the hub
  * (websocket-hub.ts). Deno's WebSocket has no ping() and no pong event: its
  * own `idleTimeout` pings (every half of WEBSOCKET_IDLE_TIMEOUT_MS) and closes
@@ -51,7 +52,14 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
   handler.onStopAccepting(() => {
     shutdown = server?.shutdown().catch(() => {});
   });
-  handler.onForceClose(() => stop.abort());
+  // The drain deadline closes every connection through the server's signal, unless the runtime had
+  // nothing in flight by then: what Deno still holds is a connection whose answer went out (an upload
+  // whose body shutdown() ended, answered 499), and aborting it throws BadResource from inside Deno
+  // (the hostile review: `fatal error`). The exit ends it.
+  let nothingInFlight = false;
+  handler.onForceClose(() => {
+    if (!nothingInFlight) stop.abort();
+  });
   const { maxMessageBytes, idleTimeoutMs } = handler.hub.settings;
   handler.onUpgrade((request, events, { requestId, protocol, headers }) => {
     let upgraded: { socket: WebSocket; response: Response };
@@ -100,6 +108,7 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
     async waitForInFlight(timeoutMs) {
       const startedAt = Date.now();
       if (!(await handler.waitForInFlight(timeoutMs))) return false;
+      nothingInFlight = true;
       // A client that left before its 101 leaves Deno holding a connection that never reports
       // anything: shutdown() would wait for it for ever, and the deadline's abort of the server
       // then throws BadResource from inside Deno (the hostile review: exit 1). The runtime's own
@@ -108,16 +117,7 @@ export function createDenoServer(options: EdgeOptions): ServerAdapter {
       // A handler that has returned has not necessarily been written out:
       // `finished` resolves once Deno has sent every response, which must
       // happen before the process exits.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const left = Math.max(0, timeoutMs - (Date.now() - startedAt));
-      const sent = await Promise.race([
-        (shutdown ?? server?.finished)?.then(() => true),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), left);
-        }),
-      ]);
-      clearTimeout(timer);
-      return sent ?? true;
+      return settlesWithin(shutdown ?? server?.finished, timeoutMs - (Date.now() - startedAt));
     },
     forceClose: handler.forceClose,
   };

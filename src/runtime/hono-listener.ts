@@ -11,7 +11,7 @@ import { notUpgradedProblem } from './websocket.js';
  * Bridges node:http to the app's `fetch`, under the handler deadline.
  * Imported lazily after `listen`: @hono/node-server touches the global
  * `Request` when it loads, which costs about 20 ms of cold start
- * (shared/PERF-NOTES.md), and /healthz does not need it.
+ * (docs/benchmarks.md), and /healthz does not need it.
  */
 export function createAppListener(app: FetchApp, handlerTimeoutMs: number): Listener {
   return getRequestListener((request, env) => {

@@ -20,6 +20,23 @@ export interface InFlight<T> {
   abortAll(abort: (item: T) => void): Promise<number>;
 }
 
+/**
+ * True once `done` has settled within `timeoutMs`, false at the deadline; true at once when there is
+ * nothing to wait for. The Bun and Deno edges wait so for their server's own graceful stop.
+ */
+export async function settlesWithin(done: Promise<unknown> | undefined, timeoutMs: number): Promise<boolean> {
+  if (!done) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    done.then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
 export function createInFlight<T>(): InFlight<T> {
   const items = new Set<T>();
   let waiter: (() => void) | undefined;

@@ -1,5 +1,6 @@
-import { type Server, type ServerResponse, STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
+// A net.Server: node:http's, whatever its response class (node-response.ts).
+import type { Server, Socket } from 'node:net';
 import { createInFlight } from './in-flight.js';
 import { problemBody } from './problem.js';
 import type { RequestState } from './request-context.js';
@@ -16,11 +17,19 @@ import { securityHeaderLines } from './security-headers.js';
 
 const queueKey = Symbol('runway.queue');
 const endingKey = Symbol('runway.ending');
+const clientErrorKey = Symbol('runway.clientError');
+/**
+ * After a refusal with bytes unread (a body, a header block past the limit) the socket stays
+ * half-open this long, so the client reads the answer rather than a reset, then it goes.
+ */
+export const LINGER_MS = 1_000;
 const FRESH_GRACE_MS = 50;
 type QueuedSocket = Socket & {
   [queueKey]?: RequestState[];
   /** An answer that closes the socket went out: nothing after it may run. */
   [endingKey]?: boolean;
+  /** A client error of this socket was handled (firstClientError). */
+  [clientErrorKey]?: boolean;
   _httpMessage?: ServerResponse | null;
 };
 
@@ -189,14 +198,38 @@ function receivingSockets(server: Server): () => ReadonlySet<Socket> {
   return () => new Set(active().map((parser) => parser.socket));
 }
 
-/** A problem written straight to a socket that has no response object (client errors), then closed. */
-export function answerOnSocket(socket: Socket, { status, init }: ProblemAnswer) {
+/**
+ * True the first time `socket` reports a client error. After a parse error node:http reports it
+ * again on every later read of the socket: the first report is handled (answered, or the socket
+ * closed), the others are not (a 'finish' listener per read behind a long stream grew the heap
+ * without bound, and a second answer would follow the first).
+ */
+export function firstClientError(socket: Socket): boolean {
+  const queued = socket as QueuedSocket;
+  if (queued[clientErrorKey]) return false;
+  queued[clientErrorKey] = true;
+  return true;
+}
+
+/**
+ * A problem written straight to a socket that has no response object (client errors), then closed.
+ * It carries `requestId` like every answer: the request could not be read, so the id is a fresh one,
+ * also on the log line that records it. A lingering close, as after a 413 (node-server.ts,
+ * closeAfterAnswer): destroyed at once, with the client still sending (a header block past the
+ * limit), the kernel answers its bytes with a reset that can wipe the answer before the client
+ * reads it. So: FIN, and destroy after LINGER_MS at the latest. The socket goes on reading, so a
+ * client that closes once it has the answer frees its descriptor at once (a flood of malformed
+ * connections holds no more of them than before); what it still sends reaches node:http's failed
+ * parser, whose reports firstClientError turns away.
+ */
+export function answerOnSocket(socket: Socket, { status, init }: ProblemAnswer, requestId: string) {
   const pendingResponse = (socket as QueuedSocket)._httpMessage;
-  if (!socket.writable || pendingResponse?.headersSent) return;
-  const body = JSON.stringify(problemBody(status, init));
+  if (!socket.writable || pendingResponse?.headersSent) return void socket.destroy();
+  const body = JSON.stringify(problemBody(status, init, requestId));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\n` +
       `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n` +
-      `${securityHeaderLines}\r\n${body}`,
+      `X-Request-Id: ${requestId}\r\n${securityHeaderLines}\r\n${body}`,
   );
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }

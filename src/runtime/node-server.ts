@@ -1,9 +1,11 @@
-import { createServer, type IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import {
   ClientGoneError,
   DrainStartedError,
   HandlerTimeoutError,
+  MalformedRequestError,
   RequestTimeoutError,
   WriteTimeoutError,
 } from './abort-reasons.js';
@@ -15,9 +17,10 @@ import type { EdgeOptions } from './edge-options.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { errorFields } from './logger.js';
-import { answerOnSocket, trackConnections } from './node-connections.js';
+import { answerOnSocket, firstClientError, LINGER_MS, trackConnections } from './node-connections.js';
+import { RuntimeResponse, rateLinesOf } from './node-response.js';
 import { createNodeSockets } from './node-websocket.js';
-import { liveBody, probeHeaders, probeOf, readyAnswer } from './probes.js';
+import { liveBody, probeContentHeaders, probeOf, readyAnswer } from './probes.js';
 import { problemBody, problemHeaders } from './problem.js';
 import { announcesBody, declaredTooLarge, readBody } from './request-body.js';
 import {
@@ -30,7 +33,6 @@ import {
 import { acceptRequestId } from './request-id.js';
 import { absoluteUrl, type LimitsFor, type RouteLimits } from './route-settings.js';
 import { clientErrorProblem, type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
-import { securityHeaders } from './security-headers.js';
 import { asksForWebSocket } from './websocket.js';
 import { createSocketHub, defaultSocketSettings } from './websocket-hub.js';
 import { checkWriteProgress, forgetWriteWindow } from './write-progress.js';
@@ -67,9 +69,6 @@ export interface NodeServer extends Drainable {
   setRouteLimits(limitsFor: LimitsFor | undefined): void;
 }
 
-// After a refusal with a body unread the socket stays half-open this long,
-// so the client reads our answer rather than a reset, then it goes.
-const LINGER_MS = 1_000;
 // At the drain deadline, how long the destroyed connections get to report closed.
 const CLOSE_WAIT_MS = 200;
 // An answer with no more than this waiting in the socket's buffer holds no in-flight slot.
@@ -94,9 +93,9 @@ function resumeReading(socket: Socket) {
 
 const stateKey = Symbol('runway.state');
 const liveBuffer = Buffer.from(liveBody);
-// Computed once: /healthz is probed often and must cost next to nothing.
-const liveHeaders = { ...probeHeaders, 'content-length': liveBuffer.length };
-const securityHeaderEntries = Object.entries(securityHeaders);
+// Computed once: /healthz is probed often and must cost next to nothing. The security headers and
+// X-Request-Id come with every answer's head (node-response.ts).
+const liveHeaders = { ...probeContentHeaders, 'content-length': liveBuffer.length };
 
 type StatefulResponse = ServerResponse & { [stateKey]?: RequestState };
 
@@ -215,6 +214,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     });
     if (head) state.upgrade = sockets.offer(state, req.socket, head, settleUpgrade);
     (res as StatefulResponse)[stateKey] = state;
+    (res as RuntimeResponse).requestId = state.requestId;
     inFlight.add(state);
     res.on('close', onResponseClose);
     if (!connections.enqueue(state, closing)) {
@@ -242,8 +242,6 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     const probe = probeOf(req.method, req.url ?? '');
     if (probe === 'live') return serveLiveness(state);
     if (probe === 'ready') return void serveReadiness(state).catch(internalError(state));
-    for (const [name, value] of securityHeaderEntries) res.setHeader(name, value);
-    res.setHeader('x-request-id', state.requestId);
     const malformed = malformedProblem(req);
     if (malformed) return refuseUnread(state, malformed);
     if (req.method === 'OPTIONS' && req.url === '*') {
@@ -252,7 +250,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       return void res.end();
     }
     const verdict = admission.arrive(() => clientIpOfState(state), running);
-    if (verdict.rateHeaders) for (const [name, value] of verdict.rateHeaders) res.setHeader(name, value);
+    if (verdict.rateHeaders) (res as RuntimeResponse).rateLines = rateLinesOf(verdict.rateHeaders);
     if (verdict.refusal) return refuse(state, verdict.refusal);
     // An upgrade's body cannot be read: node:http let go of its parser (server.on('upgrade') below).
     if ((req as IncomingMessage & { upgrade?: boolean }).upgrade && announcesBody(req)) {
@@ -425,17 +423,16 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
     res.end(body);
   };
 
-  // Probes pass every header to one writeHead call: half the header
-  // validation work of setHeader-then-writeHead, on the most frequent request.
-  const serveLiveness = ({ req, res, requestId }: RequestState) => {
-    res.writeHead(200, { ...liveHeaders, 'x-request-id': requestId });
+  // Probes pass their headers to one writeHead call: no setHeader, on the most frequent request.
+  const serveLiveness = ({ req, res }: RequestState) => {
+    res.writeHead(200, liveHeaders);
     res.end(req.method === 'HEAD' ? undefined : liveBuffer);
   };
 
-  const serveReadiness = async ({ req, res, requestId }: RequestState) => {
+  const serveReadiness = async ({ req, res }: RequestState) => {
     const { status, body } = readyAnswer(await health.readiness());
     const bytes = Buffer.from(body);
-    res.writeHead(status, { ...probeHeaders, 'content-length': bytes.length, 'x-request-id': requestId });
+    res.writeHead(status, { ...probeContentHeaders, 'content-length': bytes.length });
     res.end(req.method === 'HEAD' ? undefined : bytes);
   };
 
@@ -447,6 +444,8 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
       connectionsCheckingInterval: sweepIntervalMs(options.readHeaderTimeoutMs, options.readTimeoutMs),
       // Answered as a problem (malformedProblem), not by Node with an empty 400.
       requireHostHeader: false,
+      // Every answer carries the runtime's headers in its head (node-response.ts).
+      ServerResponse: RuntimeResponse,
     },
     onRequest,
   );
@@ -471,7 +470,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   const serveUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (socket.destroyed) return;
     try {
-      const res = new ServerResponse(req);
+      const res = new RuntimeResponse(req);
       res.shouldKeepAlive = false;
       res.assignSocket(socket);
       res.once('finish', () => socket.destroySoon());
@@ -493,24 +492,34 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const answer = clientErrorProblem(error.code);
     if (!answer) return void socket.destroy();
-    log.debug('client error', { code: error.code, status: answer.status });
+    if (!firstClientError(socket)) return;
     const queue = connections.queueOf(socket);
     const last = queue.at(-1);
     if (last && !last.req.complete) {
-      // The error is about the request still being received. READ_TIMEOUT_MS:
-      // it is answered through its own response, in its turn on the socket,
-      // and Node ends the socket after it (Connection: close). Anything else
-      // (the client left mid-body, garbled it): the socket goes.
-      if (answer.status !== 408 || last.res.headersSent) return void socket.destroy();
-      abortRequest(last, new RequestTimeoutError(options.readTimeoutMs));
+      // The error is about the request still being received: READ_TIMEOUT_MS, or a body that breaks
+      // HTTP/1.1 (a garbled chunk, trailers too large). It is answered through its own response, in
+      // its turn on the socket (node:http sends the answers owed before it first), and the socket
+      // ends after it (Connection: close). One whose answer has begun cannot be told: the socket goes.
+      log.debug('client error', { code: error.code, status: answer.status, requestId: last.requestId });
+      if (last.res.headersSent) return void socket.destroy();
+      abortRequest(
+        last,
+        answer.status === 408 ? new RequestTimeoutError(options.readTimeoutMs) : new MalformedRequestError(error.code),
+      );
       return refuseUnread(last, answer);
     }
     // About a request not yet read, while an earlier one of the socket is
     // still owed its answer: one written to the socket now would be read as
     // that one's. The socket closes after the answers it owes instead.
-    if (queue.length > 0) return connections.closeAfterQueue(socket);
-    answerOnSocket(socket, answer);
-    socket.destroy();
+    if (queue.length > 0) {
+      log.debug('client error', { code: error.code, status: answer.status });
+      return connections.closeAfterQueue(socket);
+    }
+    // Answered on the socket: the request could not be read, so its id is a fresh one, on the answer
+    // and on the line that records it.
+    const requestId = randomUUID();
+    log.debug('client error', { code: error.code, status: answer.status, requestId });
+    answerOnSocket(socket, answer, requestId);
   });
 
   const writeProgress = { writeTimeoutMs: options.writeTimeoutMs, minBytesPerSecond: options.writeMinRateBps };

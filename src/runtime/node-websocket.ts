@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { type RuntimeResponse, runtimeLines } from './node-response.js';
 import { problemResponse } from './problem.js';
 import { type RequestState, stateOf } from './request-context.js';
 import { type ProblemAnswer, runtimeProblems } from './runtime-problems.js';
@@ -54,7 +55,9 @@ export function createNodeSockets(hub: SocketHub, refuse: (reason: 'websockets')
       wss.on('headers', (lines: string[], req: IncomingMessage) => {
         const res = stateOf(req)?.res;
         if (!res) return;
-        for (const [name, value] of Object.entries(res.getHeaders())) {
+        const set = res.getHeaders();
+        for (const line of runtimeLines(res as RuntimeResponse, set).split('\r\n')) if (line) lines.push(line);
+        for (const [name, value] of Object.entries(set)) {
           if (value === undefined || HANDSHAKE_HEADERS.has(name)) continue;
           lines.push(`${name}: ${Array.isArray(value) ? value.join(', ') : value}`);
         }

@@ -22,11 +22,13 @@ function isPath(pathAndQuery: string, path: string): boolean {
   return pathAndQuery === path || (pathAndQuery.startsWith(path) && pathAndQuery[path.length] === '?');
 }
 
-export const probeHeaders: Readonly<Record<string, string>> = {
-  ...securityHeaders,
+/** What a probe answer says of its body; the node edge adds the security headers to every head (node-response.ts). */
+export const probeContentHeaders: Readonly<Record<string, string>> = {
   'content-type': 'application/json',
   'cache-control': 'no-store',
 };
+
+export const probeHeaders: Readonly<Record<string, string>> = { ...securityHeaders, ...probeContentHeaders };
 
 export const liveBody = '{"status":"ok"}';
 

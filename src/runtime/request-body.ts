@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 /**
  * The body limit, enforced before the app sees the request. Hono's
  * `bodyLimit` middleware materialises a full `Request` on every route, GET
- * included (measured at 0.24x throughput, shared/PERF-NOTES.md), and leaves
+ * included (measured at 0.24x throughput, docs/benchmarks.md), and leaves
  * the rest of an oversized upload to be drained from the socket. Here:
  * - no body announced (most requests): nothing to do, nothing allocated;
  * - `Content-Length` over the limit: refused before a byte is read;

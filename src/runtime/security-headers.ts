@@ -1,12 +1,18 @@
 /**
  * The response headers Hono's `secureHeaders()` sets by default, with the
- * same values. They are constant, so they are set once per response in the
- * node layer; the middleware rewrites a materialised `Headers` object on
- * every response (measured at 0.43x throughput, shared/PERF-NOTES.md).
- * No `X-Powered-By` is ever sent. Even so they are not free: measured as
- * server CPU per request with wrk, the eleven headers cost about 20% on a
- * small JSON response. (Merging them into the one `writeHead` call through a
- * ServerResponse subclass measured slower, so plain `setHeader` it is.)
+ * same values. They are constant, so they are not set per response by a
+ * middleware (it rewrites a materialised `Headers` object on every response:
+ * measured at 0.43x throughput, docs/benchmarks.md) but by each edge: the
+ * node edge writes them as one prepared block into node:http's header
+ * (node-response.ts: one `setHeader` per header was most of runway's cost
+ * per request over plain Hono), the web edges set them on the Response.
+ * No `X-Powered-By` is ever sent. An answer that sets one of them itself
+ * keeps its own value.
+ *
+ * Probes get them too: /healthz and /readyz are served on the app's public
+ * host and port, where a browser can be pointed at them as at any URL, and
+ * one rule for every answer leaves no path-shaped exception to audit. In the
+ * prepared block they cost one string concatenation per answer.
  */
 export const securityHeaders: Readonly<Record<string, string>> = {
   'cross-origin-opener-policy': 'same-origin',

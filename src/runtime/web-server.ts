@@ -28,7 +28,7 @@ import { createSocketHub, defaultSocketSettings, type SocketHub } from './websoc
  * reading, else the body counted as it arrives, within READ_TIMEOUT_MS), the
  * request signal aborted when the client goes, the access line, and the
  * drain hooks. What these runtimes do not let a server enforce is in
- * README's runtime table.
+ * docs/runtimes.md's table.
  */
 
 export type WebServerOptions = Omit<EdgeOptions, 'port' | 'host'>;
@@ -382,9 +382,10 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
 
   const setHeaders = (target: Response | Headers, requestId: string, extra: [string, string][] | undefined) => {
     const headers = target instanceof Headers ? target : target.headers;
-    for (const [name, value] of securityHeaderEntries) headers.set(name, value);
-    headers.set('x-request-id', requestId);
-    if (extra) for (const [name, value] of extra) headers.set(name, value);
+    // The app's own value wins, as on the node edge (node-response.ts): a stricter HSTS, its own request id.
+    for (const [name, value] of securityHeaderEntries) if (!headers.has(name)) headers.set(name, value);
+    if (!headers.has('x-request-id')) headers.set('x-request-id', requestId);
+    if (extra) for (const [name, value] of extra) if (!headers.has(name)) headers.set(name, value);
     if (closing) headers.set('connection', 'close');
   };
 
@@ -522,10 +523,12 @@ async function readLimited(
 }
 
 /**
- * Answers whose body is a stream of unknown length: Hono's stream helpers
- * (streamSSE, stream, streamText) mark theirs `Transfer-Encoding: chunked`,
- * and server-sent events are typed. Any other body is sent whole by the
- * runtime, and is not waited for.
+ * Answers the edge tracks as streams (in flight until the body ends, counted
+ * at the drain deadline, cut with their connection): Hono's streamSSE and
+ * streamText mark theirs `Transfer-Encoding: chunked`, and server-sent events
+ * are typed. Another body (Hono's `stream()` says nothing of its length) is
+ * not tracked here; the drain still waits for it to be sent, through the
+ * server's own graceful stop (bun-server.ts, deno-server.ts).
  */
 function isStream(response: Response): boolean {
   if (response.body === null) return false;

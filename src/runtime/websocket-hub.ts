@@ -42,20 +42,26 @@ export const defaultSocketSettings: SocketSettings = {
   origins: [],
 };
 
-// Node 20 and 22 have no global CloseEvent (MessageEvent and Event they have).
-const CloseEventClass: typeof CloseEvent =
-  globalThis.CloseEvent ??
-  class extends Event {
-    readonly code: number;
-    readonly reason: string;
-    readonly wasClean: boolean;
-    constructor(type: string, init: CloseEventInit = {}) {
-      super(type, init);
-      this.code = init.code ?? 0;
-      this.reason = init.reason ?? '';
-      this.wasClean = init.wasClean ?? false;
-    }
-  };
+// Node 20 and 22 have no global CloseEvent (MessageEvent and Event they have). Looked up at the
+// first close, not at load: on Node 24 the global is a lazy getter that loads the whole of Node's
+// internal undici (fetch, Headers, Response), a third of the bundle's start-up (docs/benchmarks.md).
+let CloseEventClass: typeof CloseEvent | undefined;
+function closeEvent(init: CloseEventInit): CloseEvent {
+  CloseEventClass ??=
+    globalThis.CloseEvent ??
+    class extends Event {
+      readonly code: number;
+      readonly reason: string;
+      readonly wasClean: boolean;
+      constructor(type: string, init: CloseEventInit = {}) {
+        super(type, init);
+        this.code = init.code ?? 0;
+        this.reason = init.reason ?? '';
+        this.wasClean = init.wasClean ?? false;
+      }
+    };
+  return new CloseEventClass('close', init);
+}
 
 const encoder = new TextEncoder();
 
@@ -285,9 +291,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
           forget(socket, true);
           log.debug('websocket closed', { requestId, code, durationMs: Date.now() - socket.openedAt });
           if (events.onClose)
-            run('onClose', () =>
-              events.onClose?.(new CloseEventClass('close', { code, reason, wasClean: code !== 1006 }), context),
-            );
+            run('onClose', () => events.onClose?.(closeEvent({ code, reason, wasClean: code !== 1006 }), context));
         },
         failed(error) {
           log.debug('websocket error', { requestId, ...errorFields(error) });

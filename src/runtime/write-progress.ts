@@ -22,7 +22,7 @@ import type { Socket } from 'node:net';
  * less its write queue, which moves as a large write drains piece by piece
  * (Node's own `bytesWritten` counts bytes still queued). The fields are
  * Node's, read with a fallback; Bun and Deno give a server no socket, and
- * README's runtime table says what they do instead.
+ * docs/runtimes.md's table says what they do instead.
  */
 
 export interface WriteProgressOptions {

@@ -1,13 +1,13 @@
 import { Hono } from 'hono';
 import { sign } from 'hono/jwt';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { type AuthOptions, bearerAuth } from '../../src/app/auth.js';
-import { createApp } from '../../src/app/create-app.js';
-import type { Env } from '../../src/app/env.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createDb } from '../../src/db/pool.js';
+import { type AuthOptions, bearerAuth } from '../../service/app/auth.js';
+import { createApp } from '../../service/app/create-app.js';
+import type { Env } from '../../service/app/env.js';
+import { poolFor } from '../../src/db/open-database.js';
 import { problemOnError } from '../../src/runtime/hono-errors.js';
 import { createLogger } from '../../src/runtime/logger.js';
+import { notesEnv } from './notes-env.js';
 import { KEY } from './notes-harness.js';
 
 // The time claims of bearer tokens, against bearerAuth itself; margins are
@@ -102,16 +102,16 @@ describe('bearer token time claims', () => {
 describe('bearer token settings', () => {
   it('takes the leeway and the lifetime from JWT_CLOCK_SKEW_MS and JWT_MAX_LIFETIME_MS', async () => {
     const url = 'postgres://postgres@127.0.0.1:1/never';
-    const config = loadConfig({
+    const env = notesEnv({
       DATABASE_URL: url,
       JWT_SIGNING_KEY: KEY,
       JWT_CLOCK_SKEW_MS: '0',
       JWT_MAX_LIFETIME_MS: '60000',
     });
     // Never connected: a malformed id is answered (404) after authentication, before any query.
-    const db = createDb({ url, ...config.db, log });
+    const db = poolFor(env, log, url);
     onTestFinished(() => db.end(1_000));
-    const app = createApp({ config, log, db });
+    const app = createApp({ env, log, db });
     const path = '/v1/notes/not-an-id';
     expect((await answer(app, { iat: now(), exp: now() + 30 }, path)).status).toBe(404);
     expect((await answer(app, { iat: now() + 2, exp: now() + 30 }, path)).status).toBe(401);

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseTagList } from '../../src/app/notes/conditional.js';
+import { parseTagList } from '../../service/app/notes/conditional.js';
 import { type NotesHarness, notesHarness } from './notes-harness.js';
 
 // RFC 9110 §13.1.1 (If-Match: strong comparison) and §13.1.2 (If-None-Match:

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app/create-app.js';
+import { createApp } from '../../service/app/create-app.js';
 import { databaseProblem } from '../../src/db/errors.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { errorOf, type NotesHarness, notesHarness } from './notes-harness.js';
@@ -36,7 +36,7 @@ describe('database errors as problems', () => {
   it('answers a value the database refused with 400 problem+json and logs a warning, not an error', async () => {
     const lines: { severity: string; message: string; sqlState?: string }[] = [];
     const log = createLogger({ level: 'warn', write: (line) => lines.push(JSON.parse(line)) });
-    const app = createApp({ config: harness.config, log, db: harness.db });
+    const app = createApp({ env: harness.env, log, db: harness.db });
     app.get('/probe', async () => {
       await harness.sql`select to_timestamp(${'1e300'}::float8)`;
       return new Response('unreachable');

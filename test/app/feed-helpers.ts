@@ -11,8 +11,16 @@ export interface FeedEvent {
 }
 
 /** A subscription: the events received so far, and a way to wait for more. */
-export async function subscribe(harness: NotesHarness, user: string, headers: Record<string, string> = {}) {
+export async function subscribe(
+  harness: NotesHarness,
+  user: string,
+  headers: Record<string, string> = {},
+  { pauseAt }: { pauseAt?: number } = {},
+) {
   const controller = new AbortController();
+  // A slow reader: once `pauseAt` events are in, nothing more is read (the server's writes wait) until resume().
+  let resume = () => {};
+  const resumed = pauseAt === undefined ? Promise.resolve() : new Promise<void>((done) => (resume = done));
   onTestFinished(() => controller.abort());
   const res = await harness.app.request('/v1/notes/events', {
     headers: { authorization: `Bearer ${await harness.token({ sub: user })}`, ...headers },
@@ -27,6 +35,7 @@ export async function subscribe(harness: NotesHarness, user: string, headers: Re
       let text = '';
       try {
         for (;;) {
+          if (pauseAt !== undefined && events.length >= pauseAt) await resumed;
           const { done, value } = await reader.read();
           if (done) break;
           text += decoder.decode(value, { stream: true });
@@ -65,7 +74,7 @@ export async function subscribe(harness: NotesHarness, user: string, headers: Re
       waiters.add(check);
       check();
     });
-  return { res, events, until };
+  return { res, events, until, resume: () => resume() };
 }
 
 export async function createNote(

@@ -1,5 +1,5 @@
 import { onTestFinished } from 'vitest';
-import { startIdempotencySweep } from '../../src/app/notes/idempotency-sweep.js';
+import { startIdempotencySweep } from '../../service/app/notes/idempotency-sweep.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import type { NotesHarness } from './notes-harness.js';
 

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app/create-app.js';
-import { startFeedSweep } from '../../src/app/notes/feed-sweep.js';
+import { createApp } from '../../service/app/create-app.js';
+import { startFeedSweep } from '../../service/app/notes/feed-sweep.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { createNote, subscribe } from './feed-helpers.js';
 import { type NotesHarness, notesHarness } from './notes-harness.js';
@@ -16,7 +16,7 @@ let other: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
   harness = await notesHarness();
-  other = createApp({ config: harness.config, log: createLogger({ level: 'error' }), db: harness.db });
+  other = createApp({ env: harness.env, log: createLogger({ level: 'error' }), db: harness.db });
   return () => harness.close();
 });
 
@@ -132,6 +132,28 @@ describe("the change feed's retention", () => {
       fourth,
       ...(await seqsOf('feed-old')).slice(2),
     ]);
+  });
+
+  it('tells a subscriber that the sweep overtook mid-catch-up, instead of skipping what it deleted', async () => {
+    // 150 changes, all but the last 10 past the retention; the subscriber resumes from the first
+    // and reads slowly: the sweep runs while its first page is still being sent.
+    await harness.sql`
+      insert into note_changes (owner, note_id, kind, version)
+      select 'feed-overtaken', gen_random_uuid(), 'created', '1' from generate_series(1, 150)`;
+    const seqs = await seqsOf('feed-overtaken');
+    await harness.sql`
+      update note_changes set at = now() - interval '2 days'
+      where owner = 'feed-overtaken' and seq <= ${seqs[139] as string}::bigint`;
+    const slow = await subscribe(harness, 'feed-overtaken', { 'last-event-id': seqs[0] as string }, { pauseAt: 20 });
+    await slow.until(20);
+    expect(await sweepOnce()).toBeGreaterThanOrEqual(140);
+    slow.resume();
+    const events = await slow.until(101);
+    const truncatedAt = events.findIndex((event) => event.event === 'truncated');
+    expect(truncatedAt, JSON.stringify(events.slice(95, 105))).toBeGreaterThan(-1);
+    // Before it, every change in order from the resume point, none skipped; then on from the newest.
+    expect(events.slice(0, truncatedAt).map((event) => event.id)).toEqual(seqs.slice(1, 1 + truncatedAt));
+    expect(events[truncatedAt]).toMatchObject({ event: 'truncated', id: seqs[149] });
   });
 
   it('tells a client resuming from a seq this database never had (a restore) the same way', async () => {

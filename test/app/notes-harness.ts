@@ -1,11 +1,11 @@
 import { sign } from 'hono/jwt';
-import { createApp } from '../../src/app/create-app.js';
-import { loadConfig } from '../../src/config/load.js';
+import { createApp } from '../../service/app/create-app.js';
+import { migrations } from '../../service/migrations/index.js';
 import { migrate } from '../../src/db/migrate.js';
-import { migrations } from '../../src/db/migrations/index.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { freshDatabase } from '../db-helpers.js';
+import { notesEnv } from './notes-env.js';
 
 /**
  * The notes app in memory (app.request) on a fresh, migrated database, with
@@ -29,8 +29,8 @@ export async function notesHarness(env: Record<string, string> = {}) {
     log,
   });
   await migrate(db.sql, migrations, log);
-  const config = loadConfig({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api', ...env });
-  const app = createApp({ config, log, db });
+  const notes = notesEnv({ DATABASE_URL: url, JWT_SIGNING_KEY: KEY, JWT_AUDIENCE: 'notes-api', ...env });
+  const app = createApp({ env: notes, log, db });
 
   const token = async (claims: Record<string, unknown> = {}, key = KEY) => {
     const now = Math.floor(Date.now() / 1000);
@@ -60,7 +60,7 @@ export async function notesHarness(env: Record<string, string> = {}) {
     await db.end(1_000);
     for (const teardown of teardowns) await teardown();
   };
-  return { app, token, call, close, db, sql: db.sql, config };
+  return { app, token, call, close, db, sql: db.sql, env: notes };
 }
 
 export type NotesHarness = Awaited<ReturnType<typeof notesHarness>>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createNoteStore } from '../../src/app/notes/store.js';
+import { createNoteStore } from '../../service/app/notes/store.js';
 import { databaseProblem } from '../../src/db/errors.js';
 import type { Sql } from '../../src/db/pool.js';
 import { requireRealServer } from '../db-helpers.js';

@@ -22,8 +22,8 @@ import { type RawRequest, rawClient, rawRequest } from './raw-client.js';
  * after the whole request, while the handler waits on the database (a table
  * lock held by the test, seen in pg_stat_activity; for /readyz, a slow
  * network seen at the proxy), and in the middle of the answer; with a FIN or
- * a reset; in a seeded order, several at once, for several rounds. After each
- * round the process must be up with no fatal line; at the end the pool's
+ * a reset; or a body that breaks HTTP/1.1 (answered 400); in a seeded order,
+ * several at once, for several rounds. After each round the process must be up with no fatal line; at the end the pool's
  * connections are back to their baseline and RSS is bounded.
  */
 
@@ -31,8 +31,23 @@ const ROUNDS = 4;
 const MB_BOUND = 100;
 const LARGE_BODY = 'x'.repeat(10_000);
 
-type Stage = 'mid-headers' | 'after-headers' | 'mid-body' | 'after-request' | 'db-wait' | 'mid-response';
-const STAGES: Stage[] = ['mid-headers', 'after-headers', 'mid-body', 'after-request', 'db-wait', 'mid-response'];
+type Stage =
+  | 'mid-headers'
+  | 'after-headers'
+  | 'mid-body'
+  | 'garbled-body'
+  | 'after-request'
+  | 'db-wait'
+  | 'mid-response';
+const STAGES: Stage[] = [
+  'mid-headers',
+  'after-headers',
+  'mid-body',
+  'garbled-body',
+  'after-request',
+  'db-wait',
+  'mid-response',
+];
 
 interface Context {
   token: string;
@@ -104,7 +119,7 @@ const ROUTES: Route[] = [
 ];
 
 function applies(route: Route, stage: Stage): boolean {
-  if (stage === 'after-headers' || stage === 'mid-body') return route.body === true;
+  if (stage === 'after-headers' || stage === 'mid-body' || stage === 'garbled-body') return route.body === true;
   if (stage === 'db-wait') return route.db !== 'none';
   return true;
 }
@@ -122,6 +137,8 @@ interface Campaign {
   ctx: Context;
   /** Statuses seen by mid-response aborts, per route. */
   seen: string[];
+  /** What each client whose chunked body broke HTTP/1.1 was answered, per route. */
+  garbled: string[];
 }
 
 /** Waits (polling, bounded: no event says a backend started waiting) until a runway backend waits on a lock. */
@@ -148,7 +165,7 @@ function answerOf(received: string): string {
   return JSON.stringify(`${status} ${body.slice(0, 300)}`);
 }
 
-async function abortOnce({ server, db, proxy, random, ctx, seen }: Campaign, { route, stage }: Step) {
+async function abortOnce({ server, db, proxy, random, ctx, seen, garbled }: Campaign, { route, stage }: Step) {
   // Every choice is drawn before the first await: steps run several at once,
   // and the order of their draws must not depend on timing (CHAOS_SEED replays them).
   const request = route.make(ctx);
@@ -172,6 +189,16 @@ async function abortOnce({ server, db, proxy, random, ctx, seen }: Campaign, { r
     case 'after-request':
       await client.write(whole);
       break;
+    case 'garbled-body': {
+      // A chunked body whose second chunk size is not a number: answered 400 in its turn, then closed.
+      const chunked = request.head
+        .toString('latin1')
+        .replace(/content-length: \d+\r\n/i, 'transfer-encoding: chunked\r\n');
+      await client.write(Buffer.concat([Buffer.from(chunked, 'latin1'), Buffer.from('5\r\nhello\r\nZZZ\r\n')]));
+      await within(client.closed, 10_000, `${route.name}: the answer to a garbled body`);
+      garbled.push(`${route.name} ${client.status() ?? 'nothing'}`);
+      return;
+    }
     case 'mid-response': {
       await client.write(whole);
       const first = await within(client.firstData, 10_000, `${route.name}: first bytes of the answer`);
@@ -260,7 +287,7 @@ describe('client aborts at every stage, on every route', () => {
     const baseline = Math.max(1, (await poolCount(db)).total);
     const rssBefore = rssMb(server);
 
-    const campaign: Campaign = { server, db, proxy, random, ctx, seen: [] };
+    const campaign: Campaign = { server, db, proxy, random, ctx, seen: [], garbled: [] };
     const steps: Step[] = [];
     for (const route of ROUTES) {
       for (const stage of STAGES) if (applies(route, stage)) steps.push({ route, stage });
@@ -294,10 +321,16 @@ describe('client aborts at every stage, on every route', () => {
     const statuses = tally(campaign.seen.map((s) => s.slice(s.lastIndexOf(' ') + 1)));
     console.log(
       `client aborts: ${aborts} aborts (${steps.length} route × stage pairs, ${ROUNDS} rounds); ` +
-        `answers seen by mid-response aborts ${JSON.stringify(statuses)}; pool baseline ${baseline}, after ${pool.total} ` +
+        `answers seen by mid-response aborts ${JSON.stringify(statuses)}, by garbled bodies ` +
+        `${JSON.stringify(tally(campaign.garbled.map((s) => s.slice(s.lastIndexOf(' ') + 1))))}; pool baseline ${baseline}, after ${pool.total} ` +
         `(busy ${pool.busy}); RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MB`,
     );
     expectPoolBack(pool, baseline, 'after the client aborts');
+    expect(
+      campaign.garbled.filter((answer) => !answer.endsWith(' 400')),
+      'garbled bodies not answered 400',
+    ).toEqual([]);
+    expect(campaign.garbled.length).toBeGreaterThan(0);
     expect(
       Object.keys(statuses).filter((status) => status.startsWith('5')),
       'mid-response answers in 5xx',

@@ -1,9 +1,30 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import postgres from 'postgres';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { migrations } from '../../src/db/migrations/index.js';
+import { migrations } from '../../service/migrations/index.js';
 import { freshDatabase } from '../db-helpers.js';
 import { fetchRaw, rawConnect, spawnProgram, startFixture } from '../helpers.js';
+
+/**
+ * Listens on a port below Linux's ephemeral range (32768-60999): one the kernel never hands out for
+ * `listen(0)` or as a connection's source port, so while refuse() has it closed nothing else takes it
+ * and restore() can listen on it again (an ephemeral port was taken once: EADDRINUSE in CI).
+ */
+async function listenBelowEphemeral(server: Server): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const listened = await new Promise<boolean>((resolve) => {
+      const failed = () => resolve(false);
+      server.once('error', failed);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', failed);
+        resolve(true);
+      });
+    });
+    if (listened) return port;
+    if (tries > 50) throw new Error('no free port below the ephemeral range');
+  }
+}
 
 /**
  * A TCP proxy in front of the real Postgres, so a test can cut the database
@@ -34,12 +55,11 @@ async function startDbProxy(databaseUrl: string) {
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenBelowEphemeral(server);
   onTestFinished(() => {
     for (const socket of sockets) socket.destroy();
     server.close();
   });
-  const port = (server.address() as { port: number }).port;
   return {
     url() {
       const url = new URL(databaseUrl);

@@ -95,12 +95,17 @@ export interface Proxy {
 }
 
 /** A TCP proxy to `targetPort` that fails the way a dying server or middlebox does. */
-export async function proxyTo(targetPort: number): Promise<Proxy> {
+export async function proxyTo(
+  targetPort: number,
+  { rewrite }: { rewrite?: (chunk: Buffer) => Buffer } = {},
+): Promise<Proxy> {
   const clients = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, '127.0.0.1');
     clients.add(client);
-    client.pipe(upstream).pipe(client);
+    if (rewrite) client.on('data', (chunk: Buffer) => upstream.write(rewrite(chunk)));
+    else client.pipe(upstream);
+    upstream.pipe(client);
     const drop = () => {
       clients.delete(client);
       client.destroy();

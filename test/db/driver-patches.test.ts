@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { PatchError, patchedSource, postgresPatches } from '../../scripts/driver-patches.js';
 import { freePort } from '../../scripts/free-port.js';
+import { PatchError, patchedSource, postgresPatches } from '../../src/build/driver-patches.js';
 import { createDb, type Db } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { type Cluster, createCluster } from '../pg-cluster.js';
@@ -298,6 +298,123 @@ describe('cancelling a query pipelined behind another on the same connection', (
     expect(await outcomeC).toEqual({ status: 'resolved', value: [{ v: 'c' }] });
     expect((await outcomeA).status).toBe('resolved');
     expect((await outcomeB).status).not.toBe('pending');
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+});
+
+describe('a transaction that fails in the app, its ROLLBACK fine, with others waiting for the connection', () => {
+  it('leaves the connection to the transaction and the reservation queued behind it', async () => {
+    const faults = processFaults();
+    const sql = driver();
+    await sql`select 1`;
+    const failed = outcomeWithin(
+      sql.begin(async () => {
+        throw new Error('the app failed');
+      }),
+    );
+    const next = outcomeWithin(
+      sql.begin(async (tx) => {
+        await tx`select pg_sleep(0.05)`;
+        const [row] = await tx`select 2 as x`;
+        return row;
+      }),
+    );
+    const reserved = outcomeWithin(
+      (async () => {
+        const connection = await sql.reserve();
+        const [row] = await connection`select 3 as x`;
+        connection.release();
+        return row;
+      })(),
+    );
+    expect(await failed).toMatchObject({ status: 'rejected' });
+    expect(await next).toEqual({ status: 'resolved', value: { x: 2 } });
+    expect(await reserved).toEqual({ status: 'resolved', value: { x: 3 } });
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+
+  it('settles 200 transactions on a pool of two, half of them failing in the app, none killed by another', async () => {
+    const sql = driver({ max: 2 });
+    const outcomes = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        outcomeWithin(
+          sql.begin(async (tx) => {
+            await tx`select 1`;
+            if (i % 2 === 0) throw new Error('planned');
+            return i;
+          }),
+        ),
+      ),
+    );
+    const tally: Record<string, number> = {};
+    for (const outcome of outcomes) {
+      const key =
+        outcome.status === 'rejected' ? `rejected ${(outcome as { message?: string }).message}` : outcome.status;
+      tally[key] = (tally[key] ?? 0) + 1;
+    }
+    expect(tally).toEqual({ resolved: 100, 'rejected planned': 100 });
+  });
+});
+
+describe("the pool's queues under steady load", () => {
+  it('stay as long as what they hold, instead of growing by one slot per query', async () => {
+    const faults = processFaults();
+    const sql = driver({ max: 2 });
+    await sql`select 1`;
+    // The queues are arrays searched with indexOf whenever a connection moves between them: the longest
+    // array searched during the load is the size of the busiest queue's backing array.
+    let longest = 0;
+    const indexOf = Array.prototype.indexOf;
+    Array.prototype.indexOf = function (this: unknown[], ...args: [unknown, number?]) {
+      longest = Math.max(longest, this.length);
+      return indexOf.apply(this, args);
+    };
+    try {
+      // Eight queries in flight on two connections, each answer sending the next: the busy queue is never empty.
+      let sent = 0;
+      const lane = async () => {
+        while (sent < 3_000) {
+          sent++;
+          await sql`select 1 as x`;
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, lane));
+    } finally {
+      Array.prototype.indexOf = indexOf;
+    }
+    expect(longest, 'the longest queue array searched').toBeLessThan(300);
+    await loopTurns();
+    expect(faults).toEqual([]);
+  });
+});
+
+describe('a transaction whose ROLLBACK fails', () => {
+  it('closes its connection instead of keeping it reserved, aborted, out of the pool', async () => {
+    const faults = processFaults();
+    // The ROLLBACK sql.begin sends after the failed query is garbled on its way (same length, so the
+    // message stays well-formed): Postgres rejects it, and the transaction stays open and aborted, as when
+    // a late CancelRequest lands on the ROLLBACK.
+    const proxy = await proxyTo(cluster.port, {
+      rewrite: (chunk) => {
+        const at = chunk.indexOf('rollback');
+        if (at !== -1) chunk.write('rollbakk', at);
+        return chunk;
+      },
+    });
+    const sql = driver({}, via(proxy.port));
+    const transaction = outcomeWithin(
+      sql.begin(async (tx) => {
+        await tx`select 1 / 0`;
+      }),
+    );
+    expect(await transaction).toMatchObject(rejectedWith('42601'));
+    // A pool of one: the next query needs that connection, or a new one in its place.
+    expect(await outcomeWithin(sql`select 1 as x`)).toEqual({ status: 'resolved', value: [{ x: 1 }] });
+    const aborted = await admin<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where state = 'idle in transaction (aborted)'`;
+    expect(aborted[0]?.n).toBe(0);
     await loopTurns();
     expect(faults).toEqual([]);
   });

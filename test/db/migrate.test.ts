@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { migrations } from '../../service/migrations/index.js';
 import { checksum, type Migration, MigrationError, migrate } from '../../src/db/migrate.js';
-import { migrations } from '../../src/db/migrations/index.js';
 import { createDb } from '../../src/db/pool.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { freshDatabase } from '../db-helpers.js';
@@ -70,8 +70,8 @@ describe('migrations', () => {
     expect(await db.sql`select to_regclass('half') as t`).toEqual([{ t: null }]);
   });
 
-  it('ships every .sql file of src/db/migrations, in order, and they apply cleanly', async () => {
-    const files = readdirSync('src/db/migrations')
+  it('ships every .sql file of service/migrations, in order, and they apply cleanly', async () => {
+    const files = readdirSync('service/migrations')
       .filter((f) => f.endsWith('.sql'))
       .sort();
     expect(migrations.map((m) => m.name)).toEqual(files);

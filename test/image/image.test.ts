@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from 'hono/jwt';
@@ -9,6 +9,7 @@ import { freePort } from '../../scripts/free-port.js';
 import { type BaseSource, ensureBases, RUN_FLAGS, STORAGE } from '../../scripts/image-bases.js';
 import { freshDatabase } from '../db-helpers.js';
 import { fetchRaw } from '../helpers.js';
+import { buildImage, trackedContext } from './build.js';
 
 /**
  * `npm run test:image`: the repository's Dockerfile, unchanged, built with
@@ -31,28 +32,7 @@ const containers: string[] = [];
 
 const podman = (args: string[]) => execFileSync('podman', [...STORAGE, ...args], { encoding: 'utf8' });
 
-function buildImage(): string {
-  const result = spawnSync(
-    'buildah',
-    [
-      ...STORAGE,
-      'bud',
-      '--pull=never',
-      // Docker caches each step by default; buildah only with --layers.
-      '--layers',
-      ...RUN_FLAGS,
-      // The machine's CA bundle for npm ci, as a build secret: it must land in no layer.
-      '--secret',
-      `id=npm_ca,src=${execFileSync('npm', ['config', 'get', 'cafile'], { encoding: 'utf8' }).trim()}`,
-      '-t',
-      IMAGE,
-      context,
-    ],
-    { encoding: 'utf8', timeout: 600_000, maxBuffer: 64 * MB },
-  );
-  if (result.status !== 0) throw new Error(`buildah bud failed: ${result.stdout}\n${result.stderr}`);
-  return result.stdout + result.stderr;
-}
+const buildOurs = () => buildImage(STORAGE, context, IMAGE);
 
 /** Starts the image; resolves once it logged `started` (or exited). */
 async function run(env: Record<string, string>, extra: string[] = []) {
@@ -109,16 +89,11 @@ function layers(): { files: string[]; bytes: Buffer }[] {
 beforeAll(async () => {
   bases = ensureBases();
   console.log(`image test: bases ${bases}`);
-  context = mkdtempSync(join(tmpdir(), 'runway-context-'));
-  const tracked = execFileSync('git', ['ls-files', '-z'], { encoding: 'utf8' }).split('\0').filter(Boolean);
-  for (const file of tracked) {
-    mkdirSync(join(context, file, '..'), { recursive: true });
-    cpSync(file, join(context, file));
-  }
+  context = trackedContext();
   // The planted secret: what a developer's checkout holds and the image must not.
   writeFileSync(join(context, '.env'), `JWT_SIGNING_KEY=${MARKER}\n`);
   writeFileSync(join(context, 'notes-for-me.txt'), `${MARKER}\n`);
-  firstBuild = buildImage();
+  firstBuild = buildOurs();
 }, 900_000);
 
 afterAll(() => {
@@ -238,15 +213,15 @@ describe(`the image, built with buildah and run with podman`, () => {
     );
   });
 
-  it('reuses the npm ci layer when only src/ changed', () => {
+  it('reuses the npm ci layer when only the service’s source changed', () => {
     expect(firstBuild).toMatch(/npm ci/);
-    const file = join(context, 'src/server.ts');
+    const file = join(context, 'service/server.ts');
     // Unique per run: the layer cache outlives the run, and a touch seen before would be cached too.
     writeFileSync(
       file,
       `${readFileSync(file, 'utf8')}\n// touched by the image test, run ${process.pid}-${Date.now()}\n`,
     );
-    const again = buildImage();
+    const again = buildOurs();
     const install = again.split('\n').findIndex((line) => /STEP \d+\/\d+: RUN .*npm ci/.test(line));
     expect(install).toBeGreaterThan(-1);
     expect(again.split('\n')[install + 1]).toMatch(/Using cache/);

@@ -179,6 +179,8 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz and 
         '1000',
         '-r',
         '500',
+        // Past the bound below, so that a socket the tool closes at its end is never taken for one the server cut.
+        // Not longer: the slow readers hold the fixture near its 1 024 descriptors, which the prober needs too.
         '-l',
         '16',
         '-p',
@@ -197,9 +199,10 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz and 
       expect(prober.failures).toBe(0);
       expect(prober.probes).toBeGreaterThan(20);
       expect(stats.peak).toBeGreaterThan(500);
-      // The server, not the tool's end, closed them: by the configured timeout plus the ramp-up.
+      // The server, not the tool's end (at 16 s), closed them: by the configured timeout plus the ramp-up, with
+      // room for this VM's stalls (CI saw 13.6 and 14.2 s for slow read's 8 s idle timeout).
       expect(stats.halfClosedAtS).toBeDefined();
-      expect(stats.halfClosedAtS as number).toBeLessThanOrEqual(Number(TIMEOUTS[mode.cutAfter]) / 1000 + 5);
+      expect(stats.halfClosedAtS as number).toBeLessThanOrEqual(Number(TIMEOUTS[mode.cutAfter]) / 1000 + 7);
       expect(peak).toBeLessThan(400 * MB);
       await expectHealthyAfter(server);
     }, 120_000);

@@ -9,7 +9,11 @@ import { onTestFinished } from 'vitest';
  * HAProxy (Debian's package) in front of the instances, on loopback, with
  * the configuration a production user would write: health checks on
  * GET /readyz every 250 ms, one failure takes a server out, one success puts
- * it back; 3 retries with redispatch on connection failures (HAProxy's
+ * it back; a check may take 2 s, runway's own bound on its readiness checks
+ * (READINESS_TIMEOUT_MS): without it HAProxy gives up at `inter`, so a check
+ * slowed by the whole load on the one instance left serving while the other
+ * restarts takes it out with nothing behind it (CI saw 37 of HAProxy's own
+ * 503s in such a window); 3 retries with redispatch on connection failures (HAProxy's
  * defaults for a refused connect). Its admin socket tells when it sees a
  * server UP or DOWN.
  */
@@ -47,6 +51,7 @@ backend app
   option httpchk
   http-check send meth GET uri /readyz
   http-check expect status 200
+  timeout check 2s
   default-server inter 250ms fastinter 100ms downinter 250ms fall 1 rise 1
 ${servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check`).join('\n')}
 `;

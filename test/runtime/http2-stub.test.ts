@@ -1,10 +1,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as stub from '../../src/runtime/http2-stub.js';
+import { HTTP2_STUB_SOURCE } from '../../src/build/http2-stub.js';
+
+// The stub as the bundle gets it: its source text, loaded as a module.
+const stub = (await import(`data:text/javascript,${encodeURIComponent(HTTP2_STUB_SOURCE)}`)) as {
+  constants: Record<string, unknown>;
+};
 
 /**
- * The bundle replaces node:http2 with a stub (src/runtime/http2-stub.ts) for
+ * The bundle replaces node:http2 with a stub (src/build/http2-stub.ts) for
  * @hono/node-server's sake. If an upgrade of that package imports another
  * name from node:http2, or reads another of its constants, the stub would
  * hand it undefined: this fails first.

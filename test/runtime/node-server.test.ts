@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { Agent } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { NODE24 } from '../../scripts/node24.js';
 import { fetchRaw, fixtureProgram, rawConnect, startFixture } from '../helpers.js';
 
@@ -84,8 +84,8 @@ describe('connection timeouts on a real socket', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
-  it('answers oversized headers with a 431 problem', async () => {
-    const server = await startFixture();
+  it('answers oversized headers with a 431 problem, with a request id of its own, logged with it', async () => {
+    const server = await startFixture({ LOG_LEVEL: 'debug' });
     const conn = await rawConnect(server.port);
     conn.socket.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     await conn.closed;
@@ -93,14 +93,92 @@ describe('connection timeouts on a real socket', () => {
     const body = conn.received().split('\r\n\r\n')[1] ?? '';
     expect(JSON.parse(body)).toMatchObject({ status: 431, title: 'Request Header Fields Too Large' });
     expect(conn.received()).toContain('x-content-type-options: nosniff');
+    const id = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(conn.received())?.[1];
+    expect(id).toBeDefined();
+    expect(JSON.parse(body).requestId).toBe(id);
+    const line = await server.waitForLog((entry) => entry.message === 'client error');
+    expect(line).toMatchObject({ status: 431, requestId: id });
   });
 
-  it('answers a malformed request line with a 400 problem', async () => {
+  it('lets a client still sending a header block past the limit read its 431 (a lingering close, not a reset)', async () => {
+    const server = await startFixture();
+    // 4 MB of headers in one write: the 431 goes out while most of it is still on its way.
+    const head = `GET / HTTP/1.1\r\nHost: x\r\n${`X-Big: ${'a'.repeat(8_000)}\r\n`.repeat(500)}\r\n`;
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const conn = await rawConnect(server.port);
+        conn.socket.write(head);
+        await conn.closed;
+        return /^HTTP\/1\.1 (\d+) /.exec(conn.received())?.[1] ?? 'reset before any answer';
+      }),
+    );
+    expect(answers).toEqual(Array(10).fill('431'));
+  });
+
+  it('answers a request whose chunked body is garbled with a 400 problem through its own response, with its id', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write(
+      'POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: bad-chunk\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n',
+    );
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 400 /);
+    expect(conn.received()).toMatch(/\r\nx-request-id: bad-chunk\r\n/i);
+    expect(JSON.parse(conn.received().split('\r\n\r\n')[1] ?? '')).toMatchObject({
+      status: 400,
+      requestId: 'bad-chunk',
+    });
+    const line = await server.waitForLog((entry) => entry.message === 'request' && entry.requestId === 'bad-chunk');
+    expect(line).toMatchObject({ outcome: 'MalformedRequestError', httpRequest: { status: 400 } });
+  });
+
+  it('answers a request whose trailers are too large with a 431 problem', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write(
+      'POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-trailer\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        `5\r\nhello\r\n0\r\nX-T: ${'b'.repeat(20_000)}\r\n\r\n`,
+    );
+    await conn.closed;
+    expect(conn.received()).toMatch(/^HTTP\/1\.1 431 /);
+    expect(conn.received()).toMatch(/\r\nx-request-id: big-trailer\r\n/i);
+  });
+
+  it('answers a pipelined request before closing on the garbled body of the one behind it', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write(
+      'GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\nX-Request-Id: first-ok\r\n\r\n' +
+        'POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: second-bad\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n',
+    );
+    await conn.closed;
+    // Bodies have no line end: a status line follows the body before it directly.
+    const heads = conn.received().match(/HTTP\/1\.1 \d+ [^\r]*/g);
+    expect(heads).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
+    expect(conn.received()).toMatch(/X-Request-Id: first-ok[\s\S]*done[\s\S]*X-Request-Id: second-bad/i);
+  });
+
+  it('closes once after a stream when a broken request behind it is read again and again (no listener per read)', async () => {
+    const server = await startFixture();
+    const conn = await rawConnect(server.port);
+    conn.socket.write('GET /events?everyMs=50 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await vi.waitFor(() => expect(conn.received()).toContain('data: '), { timeout: 10_000 });
+    // node:http reports the parse error again on each read of the socket: 40 reads, paced so that each is its own.
+    for (let i = 0; i < 40; i++) {
+      await new Promise<void>((resolve) => conn.socket.write('X\r\n', () => setTimeout(resolve, 5)));
+    }
+    conn.socket.destroy();
+    await server.waitForLog((entry) => entry.message === 'stream ended');
+    expect(server.stderr()).not.toContain('MaxListenersExceededWarning');
+  });
+
+  it('answers a malformed request line with a 400 problem and a request id', async () => {
     const server = await startFixture();
     const conn = await rawConnect(server.port);
     conn.socket.write('NOT HTTP AT ALL\r\n\r\n');
     await conn.closed;
     expect(conn.received()).toMatch(/^HTTP\/1\.1 400 /);
+    expect(conn.received()).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
   });
 });
 

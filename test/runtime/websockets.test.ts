@@ -168,7 +168,7 @@ describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (n
     const fine = await openSocket(server.port, '/socket/close?code=4000&reason=bye');
     expect(await fine.closed).toEqual({ code: 4000, reason: 'bye' });
     expect(server.proc.exitCode).toBe(null);
-    // Deno's one known line aside (README, Runtimes): nothing on stderr.
+    // Deno's one known line aside (docs/runtimes.md): nothing on stderr.
     expect(server.stderr().replace(/^Deno\.serve: request\.signal aborts.*\n/m, '')).toBe('');
   });
 
@@ -294,7 +294,7 @@ describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (n
 });
 
 // Deno has no message limit of its own: a message arrives whole before the hub can refuse it
-// (deno-server.ts, README's runtime table); and it answers pings itself, with no bound the runtime
+// (deno-server.ts, docs/runtimes.md's table); and it answers pings itself, with no bound the runtime
 // can set. These hold on node and Bun only.
 describe.each(['node', 'bun'] as const)('WebSocket message limit on %s', (name) => {
   it('drops a client that floods pings and never reads the pongs', async () => {

@@ -57,6 +57,23 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
     expect(complete.exitCode).toBe(0);
   });
 
+  it('ends the drain of a client that stalled its upload at its deadline, with no fatal error', async () => {
+    const server = await start({ GRACEFUL_TIMEOUT_MS: '1000' });
+    const upload = await rawConnect(server.port);
+    upload.socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n${'a'.repeat(1000)}`);
+    // A request sent after it and seen by the app: the stalled upload has arrived by then.
+    const slow = fetchRaw(server.port, '/slow?ms=10');
+    await server.waitForLog((line) => line.message === 'slow request started');
+    await slow;
+    server.proc.kill('SIGTERM');
+    const { code } = await server.exited;
+    // node reads the body until the deadline (exit 1); Deno's shutdown() ends it at once (499), and its
+    // connection then held the drain: exit 1 too. Never a crash from inside the runtime at the deadline.
+    expect(code).toBe(1);
+    expect(server.logs.filter((line) => line.message === 'fatal error')).toEqual([]);
+    expect(server.logs.find((line) => line.message === 'shutdown complete')).toMatchObject({ exitCode: 1 });
+  });
+
   it('honours the drain deadline with a hung request: aborts it and exits 1 within the budget', async () => {
     const server = await start({ GRACEFUL_TIMEOUT_MS: '500' });
     const hung = fetchRaw(server.port, '/hang').catch((error: Error) => error);
@@ -192,8 +209,11 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
 });
 
 describe('bun on the TypeScript source', () => {
-  it('runs `bun run src/server.ts`: serves, reports ready, drains on SIGTERM', async () => {
-    const server = await startFixture({}, 'started', { runtime: runtime('bun'), program: 'src/server.ts' });
+  it('runs `bun --conditions=runway-source service/main.ts`: serves, reports ready, drains on SIGTERM', async () => {
+    // runway from its source, through package.json's exports, as the bundle is built.
+    const [bun] = runtime('bun').command('');
+    const onSource: Runtime = { name: 'bun', command: (file) => [bun, '--conditions=runway-source', file] };
+    const server = await startFixture({}, 'started', { runtime: onSource, program: 'service/main.ts' });
     expect((await fetchRaw(server.port, '/healthz')).status).toBe(200);
     expect((await fetchRaw(server.port, '/readyz')).status).toBe(200);
     server.proc.kill('SIGTERM');

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { checkDeploy, type Finding } from '../../scripts/deploy-rules.js';
+import { checkDeploy, type Finding } from '../../src/cli/deploy-rules.js';
 
 /** The repo's own deploy files, copied, with one thing broken. */
 function brokenCopy(file: string, edit: (text: string) => string): string {
@@ -117,7 +117,10 @@ describe('check:deploy', () => {
 
   it('fails on a runtime stage that is not distroless', () => {
     const dir = brokenCopy('Dockerfile', (t) =>
-      t.replace('FROM gcr.io/distroless/nodejs24-debian13:nonroot', 'FROM node:24-trixie-slim'),
+      t.replace(
+        /^(FROM (?:--platform=\S+ )?)gcr\.io\/distroless\/nodejs24-debian13:nonroot$/m,
+        '$1node:24-trixie-slim',
+      ),
     );
     expectFinding(checkDeploy(dir), 'Dockerfile', /runtime stage/);
   });
@@ -136,16 +139,14 @@ describe('check:deploy', () => {
   });
 
   it('fails on a base image that is latest or has no tag, in either stage', () => {
-    const latest = brokenCopy('Dockerfile', (t) =>
-      t.replace('FROM node:24-trixie-slim AS build', 'FROM node:latest AS build'),
-    );
+    const latest = brokenCopy('Dockerfile', (t) => t.replace('node:24-trixie-slim AS build', 'node:latest AS build'));
     expectFinding(checkDeploy(latest), 'Dockerfile', /^FROM node:latest/);
     const untagged = brokenCopy('Dockerfile', (t) =>
       t.replace('gcr.io/distroless/nodejs24-debian13:nonroot', 'gcr.io/distroless/nodejs24-debian13'),
     );
     expectFinding(checkDeploy(untagged), 'Dockerfile', /^FROM gcr\.io\/distroless\/nodejs24-debian13 \(line/);
     const digest = brokenCopy('Dockerfile', (t) =>
-      t.replace('FROM node:24-trixie-slim AS build', `FROM node@sha256:${'a'.repeat(64)} AS build`),
+      t.replace('node:24-trixie-slim AS build', `node@sha256:${'a'.repeat(64)} AS build`),
     );
     expect(checkDeploy(digest).filter((f) => f.file === 'Dockerfile')).toEqual([]);
   });

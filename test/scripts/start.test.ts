@@ -34,7 +34,8 @@ describe('npm start without DATABASE_URL', () => {
   it('starts no embedded database in production, and the server refuses to start', async () => {
     const { proc, exited } = spawnProgram('scripts/run.mjs', { NODE_ENV: 'production', PORT: '0' }, [
       'scripts/start.ts',
-      '.cache/test/server.mjs',
+      // The notes service, which requires its database in production.
+      'dist/server.js',
     ]);
     let all = '';
     proc.stdout?.on('data', (chunk) => {
