@@ -145,6 +145,8 @@ interface Live {
   closed: boolean;
   /** The app's onDrain, run before the 1001. */
   onDrain: (() => void) | undefined;
+  /** The app's onClose, run once: when the runtime reports the close, or when the hub gives up on it. */
+  end: ((code: number, reason: string) => void) | undefined;
 }
 
 export function createSocketHub(settings: SocketSettings, log: Logger): SocketHub {
@@ -192,6 +194,9 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
       clearInterval(timer);
       timer = undefined;
     }
+    // Given up on (a peer deaf to the drain's 1001, a silent or non-reading one): the runtime reports
+    // the close later, if at all (the process may exit first), so the app hears of it now, as 1006.
+    if (!reported && socket.opened) socket.end?.(1006, '');
   };
   // A socket whose runtime cannot end it at once (Deno) still counts until it reports closed: its
   // connection and what is buffered for it are still there, and the cap is what bounds them.
@@ -220,6 +225,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         opened: false,
         closed: false,
         onDrain: undefined,
+        end: undefined,
       };
       live.add(socket);
       startSweep();
@@ -262,6 +268,14 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         }
       };
       if (events.onDrain) socket.onDrain = () => run('onDrain', () => events.onDrain?.(context));
+      let ended = false;
+      socket.end = (code, reason) => {
+        if (ended) return;
+        ended = true;
+        log.debug('websocket closed', { requestId, code, durationMs: Date.now() - socket.openedAt });
+        if (events.onClose)
+          run('onClose', () => events.onClose?.(closeEvent({ code, reason, wasClean: code !== 1006 }), context));
+      };
       return {
         opened() {
           socket.opened = true;
@@ -289,9 +303,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         },
         closed(code, reason) {
           forget(socket, true);
-          log.debug('websocket closed', { requestId, code, durationMs: Date.now() - socket.openedAt });
-          if (events.onClose)
-            run('onClose', () => events.onClose?.(closeEvent({ code, reason, wasClean: code !== 1006 }), context));
+          socket.end?.(code, reason);
         },
         failed(error) {
           log.debug('websocket error', { requestId, ...errorFields(error) });

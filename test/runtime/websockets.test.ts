@@ -146,6 +146,17 @@ describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (n
     expect(await server.exited).toEqual({ code: 0, signal: null });
     await deaf.closed;
     expect(closeCodes(deaf.received())).toContain(1001);
+    // The app's onClose ran once for every socket before the exit, the deaf one's too. On node that one
+    // is 1006 (no close came back); Bun reports every socket closed 1001 at once, Deno 1005 (docs/websockets.md).
+    const closes = server.logs.filter((line) => line.message === 'socket closed').map((line) => line.code);
+    expect(closes).toHaveLength(4);
+    const expected = {
+      node: [1001, 1001, 1001, 1006],
+      node24: [1001, 1001, 1001, 1006],
+      bun: [1001, 1001, 1001, 1001],
+      deno: [1005, 1005, 1005, 1005],
+    };
+    expect(closes.sort()).toEqual(expected[name]);
     expect(errors(server.logs)).toEqual([]);
   });
 
