@@ -9,8 +9,13 @@
 // at once (a cancelled query turned into a 503) gets this long to answer.
 const ABORT_GRACE_MS = 100;
 
+/** What is in flight, in the order it arrived; iterating while items come and go is safe, as with a Set. */
+export interface InFlightItems<T> extends Iterable<T> {
+  readonly size: number;
+}
+
 export interface InFlight<T> {
-  readonly items: ReadonlySet<T>;
+  readonly items: InFlightItems<T>;
   add(item: T): void;
   /** Removes one; once none is left, a pending `wait` resolves. */
   remove(item: T): void;
@@ -37,13 +42,66 @@ export async function settlesWithin(done: Promise<unknown> | undefined, timeoutM
   return settled;
 }
 
-export function createInFlight<T>(): InFlight<T> {
-  const items = new Set<T>();
+// Holes past which add() compacts the slots (and only when they outnumber the items).
+const MIN_HOLES_TO_COMPACT = 32;
+
+/**
+ * Not a Set: V8 rehashes a Set's table as it grows and again as it shrinks, so a Set that swings
+ * between empty and a few dozen requests on every batch of answers allocated a new table each
+ * swing. Held by the long-lived Set, each table outlived two scavenges and was promoted, and half
+ * the old-space garbage of a `GET /json` under load was those tables (a sampling heap profile of
+ * what survived the minor GCs; docs/benchmarks.md). So: slots in an array that keeps its length,
+ * each item holding its own slot number; a removal leaves a hole, and add() compacts once the holes
+ * outnumber the items.
+ */
+export function createInFlight<T extends object>(): InFlight<T> {
+  // Its own key per collection: one object may be in several (a request and its socket's list).
+  const slotKey = Symbol('runway.inFlightSlot');
+  type Slotted = T & { [slotKey]?: number | undefined };
+  const slots: (T | undefined)[] = [];
+  // Slots in use, holes included; slots past it are undefined.
+  let end = 0;
+  let size = 0;
+  // Iterations under way: compaction waits for them, so an iteration never misses an item.
+  let iterating = 0;
   let waiter: (() => void) | undefined;
+
+  const compact = () => {
+    let kept = 0;
+    for (let at = 0; at < end; at++) {
+      const item = slots[at] as Slotted | undefined;
+      if (item === undefined) continue;
+      if (at !== kept) {
+        slots[kept] = item;
+        slots[at] = undefined;
+        item[slotKey] = kept;
+      }
+      kept++;
+    }
+    end = kept;
+  };
+
+  const items: InFlightItems<T> = {
+    get size() {
+      return size;
+    },
+    *[Symbol.iterator]() {
+      iterating++;
+      try {
+        // `end` is read on every step: what is added meanwhile is visited too, as a Set's iterator does.
+        for (let at = 0; at < end; at++) {
+          const item = slots[at];
+          if (item !== undefined) yield item;
+        }
+      } finally {
+        iterating--;
+      }
+    },
+  };
 
   const wait = (timeoutMs: number) =>
     new Promise<boolean>((resolve) => {
-      if (items.size === 0) return resolve(true);
+      if (size === 0) return resolve(true);
       const timer = setTimeout(() => {
         waiter = undefined;
         resolve(false);
@@ -58,15 +116,30 @@ export function createInFlight<T>(): InFlight<T> {
   return {
     items,
     add(item) {
-      items.add(item);
+      const slotted = item as Slotted;
+      if (slotted[slotKey] !== undefined) return;
+      const holes = end - size;
+      if (iterating === 0 && holes >= MIN_HOLES_TO_COMPACT && holes > size) compact();
+      slots[end] = item;
+      slotted[slotKey] = end;
+      end++;
+      size++;
     },
     remove(item) {
-      items.delete(item);
-      if (items.size === 0) waiter?.();
+      const slotted = item as Slotted;
+      const at = slotted[slotKey];
+      if (at === undefined) return;
+      slots[at] = undefined;
+      slotted[slotKey] = undefined;
+      size--;
+      if (size === 0) {
+        if (iterating === 0) end = 0;
+        waiter?.();
+      }
     },
     wait,
     async abortAll(abort) {
-      const left = items.size;
+      const left = size;
       for (const item of items) abort(item);
       await wait(ABORT_GRACE_MS);
       return left;

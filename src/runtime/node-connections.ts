@@ -1,7 +1,7 @@
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 // A net.Server: node:http's, whatever its response class (node-response.ts).
 import type { Server, Socket } from 'node:net';
-import { createInFlight } from './in-flight.js';
+import { createInFlight, type InFlightItems } from './in-flight.js';
 import { problemBody } from './problem.js';
 import type { RequestState } from './request-context.js';
 import type { ProblemAnswer } from './runtime-problems.js';
@@ -34,7 +34,7 @@ type QueuedSocket = Socket & {
 };
 
 export interface Connections {
-  readonly sockets: ReadonlySet<Socket>;
+  readonly sockets: InFlightItems<Socket>;
   /** Resolves true once every connection has closed, false after `timeoutMs`. */
   wait(timeoutMs: number): Promise<boolean>;
   /** A request arrived on its socket. False when it must not run: an earlier answer closes the socket. */
@@ -171,7 +171,7 @@ export function trackConnections(server: Server, finish: (state: RequestState) =
       (state.req.socket as QueuedSocket)[endingKey] = true;
     },
     drain() {
-      for (const socket of open.items as ReadonlySet<QueuedSocket>) {
+      for (const socket of open.items as Iterable<QueuedSocket>) {
         const queue = socket[queueKey];
         if (queue?.length) markForClose(queue, true);
       }
