@@ -9,7 +9,11 @@
 // at once (a cancelled query turned into a 503) gets this long to answer.
 const ABORT_GRACE_MS = 100;
 
-/** What is in flight, in the order it arrived; iterating while items come and go is safe, as with a Set. */
+/**
+ * What is in flight, in the order it arrived; iterating while items come and go is safe, as with a
+ * Set. Iterate with `for...of` or a spread, which always finish or close the iterator: one stepped by
+ * hand and dropped midway would hold off compaction for good.
+ */
 export interface InFlightItems<T> extends Iterable<T> {
   readonly size: number;
 }

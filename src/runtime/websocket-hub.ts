@@ -184,8 +184,9 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     timer = setInterval(sweep, Math.max(10, Math.floor(settings.idleTimeoutMs / 4)));
     timer.unref();
   };
-  // `reported`: the runtime said it closed; else the hub gave up on it.
-  const forget = (socket: Live, reported = false) => {
+  // `reported`: the runtime said it closed; else the hub gave up on it. `later`: the app's own call
+  // (a send) is on the stack: its onClose runs once that call has returned, not inside it.
+  const forget = (socket: Live, reported = false, later = false) => {
     if (socket.closed) return;
     socket.closed = true;
     if (!socket.opened && !reported) abandoned++;
@@ -196,15 +197,18 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
     }
     // Given up on (a peer deaf to the drain's 1001, a silent or non-reading one): the runtime reports
     // the close later, if at all (the process may exit first), so the app hears of it now, as 1006.
-    if (!reported && socket.opened) socket.end?.(1006, '');
+    const end = socket.end;
+    if (reported || !socket.opened || !end) return;
+    if (later) queueMicrotask(() => end(1006, ''));
+    else end(1006, '');
   };
   // A socket whose runtime cannot end it at once (Deno) still counts until it reports closed: its
   // connection and what is buffered for it are still there, and the cap is what bounds them.
-  const drop = (socket: Live, always = false) => {
+  const drop = (socket: Live, always = false, later = false) => {
     try {
       socket.link.terminate();
     } finally {
-      if (socket.link.abrupt || always) forget(socket);
+      if (socket.link.abrupt || always) forget(socket, false, later);
     }
   };
 
@@ -235,7 +239,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
           link.send(data as string | ArrayBuffer | Uint8Array);
           if (link.bufferedAmount() > sendLimit) {
             log.warn('websocket client not reading, dropped', { requestId, bufferedBytes: link.bufferedAmount() });
-            drop(socket);
+            drop(socket, false, true);
           }
         },
         // A code a peer may not send (1005, 999) or a reason over 123 bytes: ws throws (maybe in the
@@ -268,6 +272,8 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         }
       };
       if (events.onDrain) socket.onDrain = () => run('onDrain', () => events.onDrain?.(context));
+      // Once it ended, nothing more reaches the app: ws goes on parsing the chunk it was reading
+      // when the hub dropped the socket, and its frames would arrive after onClose.
       let ended = false;
       socket.end = (code, reason) => {
         if (ended) return;
@@ -284,6 +290,7 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         },
         // The hot path: no closure per message, no clock read (the sweep reads `heard`).
         message(data, bytes) {
+          if (ended) return;
           socket.heard = true;
           if (bytes > settings.maxMessageBytes) {
             link.close(1009, 'message too big');
@@ -303,9 +310,11 @@ export function createSocketHub(settings: SocketSettings, log: Logger): SocketHu
         },
         closed(code, reason) {
           forget(socket, true);
-          socket.end?.(code, reason);
+          // Deno reports 0 for a connection it dropped: no close frame came, which is 1006.
+          socket.end?.(code === 0 ? 1006 : code, reason);
         },
         failed(error) {
+          if (ended) return;
           log.debug('websocket error', { requestId, ...errorFields(error) });
           if (events.onError) run('onError', () => events.onError?.(new Event('error'), context));
         },

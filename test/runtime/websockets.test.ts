@@ -302,6 +302,26 @@ describe.each(['node', 'node24', 'bun', 'deno'] as const)('WebSockets on %s', (n
     raw.socket.destroy();
     expect((await fetchRaw(server.port, '/')).status).toBe(200);
   });
+
+  it('tells the app nothing after onClose, and not inside its own send, when it drops a client that does not read', async () => {
+    const server = await start();
+    const raw = await rawSocket(server.port, '/socket/burst');
+    raw.socket.pause();
+    // Five messages in one write: the first makes the app send more than the bound, the rest are
+    // still in the chunk the runtime is parsing when the socket is dropped.
+    raw.socket.write(Buffer.concat([1, 2, 3, 4, 5].map((n) => clientFrame(1, Buffer.from(`m${n}`)))));
+    const closed = await server.waitForLog((entry) => entry.message === 'socket closed');
+    // A request served after it: the chunk's frames were all parsed by then.
+    expect((await fetchRaw(server.port, '/')).status).toBe(200);
+    raw.socket.destroy();
+    expect(server.logs.filter((entry) => entry.message === 'socket message after close')).toEqual([]);
+    expect(server.logs.filter((entry) => entry.message === 'socket closed')).toHaveLength(1);
+    // No close frame came back: 1006 on every runtime (Deno reports 0 for it).
+    expect(closed.code).toBe(1006);
+    // Bun reports the close from inside its terminate(), which the hub cannot defer.
+    if (name !== 'bun') expect(closed.insideSend).toBe(false);
+    expect(errors(server.logs)).toEqual([]);
+  });
 });
 
 // Deno has no message limit of its own: a message arrives whole before the hub can refuse it
