@@ -213,7 +213,8 @@ export async function cli(argv: string[]): Promise<number> {
     say(USAGE[''] as string);
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
+  // Own names only: `constructor` or `toString` would find Object's, and crash on what they return.
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   try {
     if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)} (runway --help lists them)`);
     return await command(rest);

@@ -186,6 +186,12 @@ describe('the packed runway', () => {
     const bad = run('npx', ['--no-install', 'runway', 'bulid', 'app.ts'], project);
     expect(bad.code).toBe(2);
     expect(bad.out.trim()).toBe('runway: unknown command "bulid" (runway --help lists them)');
+    // Names every object inherits are not commands either (they once ended in a stack trace).
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      const inherited = run('npx', ['--no-install', 'runway', name], project);
+      expect(inherited.code, name).toBe(2);
+      expect(inherited.out.trim()).toBe(`runway: unknown command "${name}" (runway --help lists them)`);
+    }
     const missing = run('npx', ['--no-install', 'runway', 'build', 'nope.ts'], project);
     expect(missing.code).toBe(1);
     expect(missing.out.trim()).toBe('runway: nope.ts: no such file');
