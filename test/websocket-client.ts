@@ -53,6 +53,8 @@ export function openSocket(port: number, path: string, headers: Record<string, s
         body += chunk;
       });
       res.on('end', () => reject(new Refused(res.statusCode ?? 0, res.headers, body)));
+      // A refusal whose body is cut (the server exits mid-answer) ends in 'close' only.
+      res.on('close', () => reject(new Refused(res.statusCode ?? 0, res.headers, body)));
     });
     ws.once('error', (error) => reject(error));
   });

@@ -36,6 +36,8 @@ async function traffic(server: Bundle, random: Random): Promise<number> {
               if (res.statusCode === 200 || res.statusCode === 404 || res.statusCode === 401) ok++;
               resolve();
             });
+            // A body cut by the timeout below ends in 'close' only.
+            res.on('close', () => resolve());
           });
           req.setTimeout(10_000, () => req.destroy());
           req.on('error', () => resolve());
