@@ -84,25 +84,35 @@ function watchSockets(fixture: Fixture) {
 function probe(port: number, paths: readonly string[] = ['/healthz', '/']) {
   const latencies: number[] = [];
   let failures = 0;
+  // What went wrong with each failed probe, and when: a CI failure then says which it was.
+  const reasons: string[] = [];
   let running = true;
+  const startedAt = performance.now();
+  // Resolves to undefined on a 200, else to what went wrong.
   const get = (path: string) =>
-    new Promise<boolean>((resolve) => {
+    new Promise<string | undefined>((resolve) => {
       const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode === 200));
+        res.on('end', () => resolve(res.statusCode === 200 ? undefined : `status ${res.statusCode}`));
         // A body cut by the timeout below ends in 'close' only (no 'end', no 'error').
-        res.on('close', () => resolve(res.complete && res.statusCode === 200));
+        res.on('close', () =>
+          resolve(res.complete && res.statusCode === 200 ? undefined : `status ${res.statusCode}, body cut`),
+        );
       });
-      req.setTimeout(5_000, () => req.destroy());
-      req.on('error', () => resolve(false));
+      req.setTimeout(5_000, () => req.destroy(new Error('no byte for 5 s')));
+      req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
       req.end();
     });
   const loop = (async () => {
     while (running) {
       for (const path of paths) {
-        const startedAt = performance.now();
-        if (await get(path)) latencies.push(performance.now() - startedAt);
-        else failures++;
+        const sentAt = performance.now();
+        const failure = await get(path);
+        if (failure === undefined) latencies.push(performance.now() - sentAt);
+        else {
+          failures++;
+          reasons.push(`${path} at ${((sentAt - startedAt) / 1000).toFixed(1)} s: ${failure}`);
+        }
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -112,7 +122,7 @@ function probe(port: number, paths: readonly string[] = ['/healthz', '/']) {
     await loop;
     const sorted = [...latencies].sort((a, b) => a - b);
     const p99 = sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))] ?? Number.NaN;
-    return { probes: latencies.length + failures, failures, p99Ms: p99 };
+    return { probes: latencies.length + failures, failures, reasons, p99Ms: p99 };
   };
 }
 
@@ -198,7 +208,7 @@ describe('slowhttptest with 1000 connections while a prober checks /healthz and 
           `${stats.halfClosedAtS?.toFixed(1)} s (${mode.cutAfter}=${TIMEOUTS[mode.cutAfter]} ms); prober ${prober.probes - prober.failures}/` +
           `${prober.probes} ok, p99 ${prober.p99Ms.toFixed(1)} ms; server RSS peak ${Math.round(peak / MB)} MB`,
       );
-      expect(prober.failures).toBe(0);
+      expect(prober.failures, prober.reasons.join('; ')).toBe(0);
       expect(prober.probes).toBeGreaterThan(20);
       expect(stats.peak).toBeGreaterThan(500);
       // The server, not the tool's end (at 16 s), closed them: by the configured timeout plus the ramp-up, with
@@ -258,7 +268,7 @@ describe('hostile clients', () => {
     );
     expect(results.map((r) => r.status)).toEqual(['413', '413']);
     expect(peak - before).toBeLessThan(64 * MB);
-    expect(prober.failures).toBe(0);
+    expect(prober.failures, prober.reasons.join('; ')).toBe(0);
     await expectHealthyAfter(server);
   }, 120_000);
 
@@ -292,7 +302,7 @@ describe('hostile clients', () => {
     );
     expect(refused).toBeGreaterThan(500);
     expect(peak - before).toBeLessThan(300 * MB);
-    expect(prober.failures).toBe(0);
+    expect(prober.failures, prober.reasons.join('; ')).toBe(0);
     for (const conn of conns) conn.socket.destroy();
     await expectHealthyAfter(server);
   }, 120_000);
@@ -344,7 +354,7 @@ describe('hostile clients', () => {
     );
     expect(ok).toBe(10_000);
     expect(held).toBeGreaterThan(10_000);
-    expect(prober.failures).toBe(0);
+    expect(prober.failures, prober.reasons.join('; ')).toBe(0);
     expect(peak).toBeLessThan(400 * MB);
     await expectHealthyAfter(server);
   }, 120_000);
@@ -591,7 +601,7 @@ describe('WebSockets', () => {
         `drain: ${told} told 1001, exit ${exited.code} after ${drainS.toFixed(1)} s`,
     );
     expect(upgraded).toBe(10_000);
-    expect(prober.failures).toBe(0);
+    expect(prober.failures, prober.reasons.join('; ')).toBe(0);
     expect(told).toBe(10_001);
     expect(exited).toEqual({ code: 0, signal: null });
     expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
@@ -666,7 +676,7 @@ describe('WebSockets', () => {
     expect(upgraded + (counts['HTTP/1.1 429 Too Many Requests'] ?? 0)).toBe(2_000);
     // The bucket: its burst, and its rate over the flood's time (one second of slack).
     expect(upgraded).toBeLessThanOrEqual(50 + 50 * (seconds + 1));
-    expect(prober.failures).toBe(0);
+    expect(prober.failures, prober.reasons.join('; ')).toBe(0);
     for (const socket of sockets) socket.destroy();
     expect(server.proc.exitCode).toBeNull();
   }, 120_000);
