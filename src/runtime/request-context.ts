@@ -47,6 +47,8 @@ export interface RequestState {
   limits: RouteLimits | undefined;
   /** Its handler has returned a Response: a body still being sent is not the handler's work. */
   answered: boolean;
+  /** Its place in the list of the turn's answers whose slots are checked on the next turn; -1: none. */
+  answeredAt: number;
   /** Called by the app bridge when the handler answers (one function shared by every request). */
   onAnswered: (state: RequestState) => void;
   /** Pipelined behind an unfinished answer: it runs when it reaches the head of its socket's queue. */
