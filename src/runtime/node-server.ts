@@ -70,8 +70,9 @@ export interface NodeServer extends Drainable {
 }
 
 // The accept queue: the kernel caps it at net.core.somaxconn (4096 on Debian 12), which is what Go
-// listens with. Node's default of 511 overflowed under the slow-read attack's burst of 1000
-// connections while the loop was busy: 622 connection attempts dropped (TcpExtListenOverflows),
+// listens with (Go would also take a somaxconn above 65 535; the kernel's default is far below).
+// Node's default of 511 overflowed under the slow-read attack's burst of 1000 connections while
+// the loop was busy: 622 connection attempts dropped (TcpExtListenOverflows),
 // each one retried by the client only after 1 s, then 3 s, so a health check timed out
 // (docs/edge.md#the-accept-queue).
 const LISTEN_BACKLOG = 65_535;

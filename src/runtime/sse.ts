@@ -39,6 +39,10 @@ const DEFAULT_HEARTBEAT_MS = 15_000;
 const RETRY_WRITE_MS = 1_000;
 
 export function streamEvents(c: Context, loop: EventLoop, options: EventStreamOptions = {}): Response {
+  // HEAD: Hono answers it with this Response's status and headers and drops its body without
+  // cancelling it, so a loop started here would run, unread, until the process exits (4 000 HEADs
+  // left 4 000 loops running, RSS 58 -> 252 MB). The same headers, from a stream that ends at once.
+  if (c.req.method === 'HEAD') return streamSSE(c, async () => {});
   const { retryMs = DEFAULT_RETRY_MS, heartbeatMs = DEFAULT_HEARTBEAT_MS } = options;
   const request = signalOf(c);
   const drain = drainSignalOf(c);
