@@ -69,13 +69,6 @@ export interface NodeServer extends Drainable {
   setRouteLimits(limitsFor: LimitsFor | undefined): void;
 }
 
-// The accept queue: the kernel caps it at net.core.somaxconn (4096 on Debian 12), which is what Go
-// listens with (Go would also take a somaxconn above 65 535; the kernel's default is far below).
-// Node's default of 511 overflowed under the slow-read attack's burst of 1000 connections while
-// the loop was busy: 622 connection attempts dropped (TcpExtListenOverflows),
-// each one retried by the client only after 1 s, then 3 s, so a health check timed out
-// (docs/edge.md#the-accept-queue).
-const LISTEN_BACKLOG = 65_535;
 // At the drain deadline, how long the destroyed connections get to report closed.
 const CLOSE_WAIT_MS = 200;
 // An answer with no more than this waiting in the socket's buffer holds no in-flight slot.
@@ -582,7 +575,7 @@ export function createNodeServer(options: EdgeOptions): NodeServer {
         if (signal.aborted) return reject(new Error('shutdown started before listen'));
         server.once('error', reject);
         // Not Node's listen `signal`: it calls server.close(), which does what stopAccepting must not.
-        server.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => {
+        server.listen({ port: options.port, host: options.host }, () => {
           server.off('error', reject);
           resolve(server.address() as AddressInfo);
         });

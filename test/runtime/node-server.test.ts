@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
 import { NODE24 } from '../../scripts/node24.js';
@@ -296,21 +295,6 @@ describe('answers still being written when the drain starts', () => {
     await conn.closed;
     expect(bytes + conn.received().length).toBeGreaterThan(32 * 1024 * 1024);
     expect((await server.exited).code).toBe(0);
-  });
-});
-
-describe('the accept queue', () => {
-  // A burst of connections that arrives while the loop is busy waits in the kernel's accept queue;
-  // past its length the kernel drops the SYN and the client retries only after 1 s, then 3 s.
-  it("listens with the longest accept queue the kernel allows (net.core.somaxconn), not Node's 511", async () => {
-    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
-    // Where the kernel allows no more than Node's default, this case could not tell the two apart.
-    expect(somaxconn, 'net.core.somaxconn').toBeGreaterThan(511);
-    const server = await startFixture();
-    // For a listening socket, ss reports the queue's length as Send-Q (inet_diag's sk_max_ack_backlog).
-    const line = execFileSync('ss', ['-Hltn', `sport = :${server.port}`], { encoding: 'utf8' }).trim();
-    const [, , sendQ] = line.split(/\s+/);
-    expect(Number(sendQ), line).toBe(Math.min(65_535, somaxconn));
   });
 });
 
