@@ -6,6 +6,7 @@ import { entryStdin } from '../src/build/bundle.js';
 import { bundleOptions } from '../src/build/bundle-options.js';
 import { barChart } from './bench-chart.js';
 import { benchDatabase } from './bench-db.js';
+import { benchInstructions, type InstructionRow, valgrindMissing } from './bench-instructions.js';
 import {
   cpuTicks,
   DURATION_S,
@@ -39,7 +40,7 @@ import { runtime } from './runtimes.js';
  * Knobs: BENCH_SPAWNS (cold starts per program, default 21), BENCH_DURATION_S
  * (wrk seconds, default 5), BENCH_ROUNDS (runs per row, median kept, default
  * 3), BENCH_ONLY (comma list of sections: startup, throughput, drain,
- * overload, guards, runtimes, notes, streams, websockets, profile), BENCH_OVERLOAD_DELAY_MS (the shedding bound
+ * overload, guards, runtimes, notes, streams, websockets, instructions, profile), BENCH_OVERLOAD_DELAY_MS (the shedding bound
  * of the overload rows, default 50), BENCH_DATABASE_URL (else TEST_DATABASE_URL,
  * else the local server).
  */
@@ -318,6 +319,18 @@ if (runs('runtimes')) {
 
 const notes = runs('notes') ? await benchDatabase() : 'not run (BENCH_ONLY)';
 
+// ---- instructions: user-space instructions per GET /json under callgrind, the count this VM's noise does not move
+let instructions: InstructionRow[] = [];
+if (runs('instructions')) {
+  if (valgrindMissing()) console.log('instructions: not run, valgrind is missing (apt-get install -y valgrind)');
+  else
+    instructions = await benchInstructions(
+      peers.map((peer) => ({ name: peerNames[peer], file: peerFiles[peer], env: { ...quiet, ...dbEnv } })),
+      '/json',
+      THROUGHPUT_NODE,
+    );
+}
+
 // ---- tables
 const fmt = (n: number | undefined) =>
   n === undefined || Number.isNaN(n) ? '-' : n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
@@ -559,6 +572,23 @@ const socketsTable = sockets.length
     ].join('\n')
   : '';
 
+const instructionTable = instructions.length
+  ? (() => {
+      const median = (row: InstructionRow) => quantile(row.perRequest, 0.5);
+      const hono = instructions.find((row) => row.program === peerNames.hono);
+      return [
+        `Instructions per GET /json request under callgrind (${instructions[0]?.perRequest.length} runs each, alternating; user space, every thread; event-loop-delay shedding off: scripts/bench-instructions.ts):`,
+        '',
+        '| program | per request, each run | median | vs Hono serve() |',
+        '|---|---|---|---|',
+        ...instructions.map(
+          (row) =>
+            `| ${row.program} | ${row.perRequest.map(fmt).join(', ')} | ${fmt(median(row))} | ${hono ? ratio(median(row), median(hono)) : '-'} |`,
+        ),
+      ].join('\n');
+    })()
+  : '';
+
 // ---- profile: where a request's CPU goes, runway against Hono's serve() on GET /json (flame graphs as SVG)
 mkdirSync('bench/results', { recursive: true });
 const profiles: ProfileRow[] = runs('profile')
@@ -608,6 +638,7 @@ const report = [
   notesTable,
   streamsTable,
   socketsTable,
+  instructionTable,
   profileTable,
 ]
   .filter(Boolean)
@@ -615,7 +646,7 @@ const report = [
 console.log(`\n${report}`);
 
 const file = `bench/results/${meta.date.replace(/[:.]/g, '-')}.json`;
-const raw = `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes, streams, sockets, profiles }, null, 2)}\n`;
+const raw = `${JSON.stringify({ ...meta, peerRows, cold, measured, drain, overload, guards, guardNs, runtimeRows, notes, streams, sockets, instructions, profiles }, null, 2)}\n`;
 writeFileSync(file, raw);
 console.log(`\nwritten to ${file}`);
 
