@@ -1,6 +1,5 @@
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { FetchApp } from './edge-options.js';
-import { asGet, headOf, servedAsGet } from './head-request.js';
 import type { Listener } from './node-server.js';
 import { problemResponse } from './problem.js';
 import type { RequestState } from './request-context.js';
@@ -17,15 +16,13 @@ import { notUpgradedProblem } from './websocket.js';
 export function createAppListener(app: FetchApp, handlerTimeoutMs: number): Listener {
   return getRequestListener((request, env) => {
     const bindings = env as HttpBindings;
-    // HEAD as GET, the body cancelled (head-request.ts): else a streamed body's producer runs on unread.
-    const head = servedAsGet(request);
-    const response = app.fetch(head ? asGet(request) : request, bindings);
+    const response = app.fetch(request, bindings);
     const state = stateOf(bindings.incoming);
-    if (!state) return head ? Promise.resolve(response).then(headOf) : response;
+    if (!state) return response;
     // The handler has answered: node-server.ts gives its slot back once its answer no longer sits in memory.
     if (!(response instanceof Promise)) {
       state.onAnswered(state);
-      return state.upgrade ? socketAnswer(state, response) : head ? headOf(response) : response;
+      return state.upgrade ? socketAnswer(state, response) : response;
     }
     // The server's sweep calls onDeadline when the deadline passes (and
     // aborts the request signal); the handler's late answer is dropped.
@@ -38,7 +35,7 @@ export function createAppListener(app: FetchApp, handlerTimeoutMs: number): List
         (value) => {
           state.onDeadline = undefined;
           state.onAnswered(state);
-          resolve(state.upgrade ? socketAnswer(state, value) : head ? headOf(value) : value);
+          resolve(state.upgrade ? socketAnswer(state, value) : value);
         },
         (error: unknown) => {
           state.onDeadline = undefined;

@@ -5,7 +5,6 @@ import { createBodyBudget } from './body-budget.js';
 import { clientIp } from './client-ip.js';
 import { startDeadlines } from './deadlines.js';
 import type { CompiledApp, EdgeOptions } from './edge-options.js';
-import { asGet, headOf, servedAsGet } from './head-request.js';
 import { createInFlight } from './in-flight.js';
 import type { Drainable } from './lifecycle.js';
 import { errorFields } from './logger.js';
@@ -349,12 +348,10 @@ export function createWebHandler(options: WebServerOptions): WebHandler {
             scope.requestId,
           ),
         );
-      // HEAD as GET, the body cancelled (head-request.ts): else a streamed body's producer runs on unread.
-      const head = servedAsGet(request);
-      Promise.resolve(ready.fetch(head ? asGet(request) : request, { runway: scope })).then(
+      Promise.resolve(ready.fetch(request, { runway: scope })).then(
         (value) => {
           scope.onDeadline = undefined;
-          resolve(head ? headOf(value) : value);
+          resolve(value);
         },
         (error: unknown) => {
           scope.onDeadline = undefined;

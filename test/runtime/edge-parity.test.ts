@@ -134,8 +134,6 @@ const cases: Case[] = [
   },
   { name: 'HEAD liveness', send: { method: 'HEAD', path: '/healthz' }, expect: { status: 200 } },
   { name: 'an app route', send: { path: '/' }, expect: { status: 200 } },
-  // Served as the GET it mirrors, with the body cancelled (head-request.ts): the same headers, no body.
-  { name: 'HEAD on an app route', send: { method: 'HEAD', path: '/' }, expect: { status: 200 } },
   {
     name: 'an app route while the app loads, past the handler deadline',
     scenario: { app: 'loading', settings: { handlerTimeoutMs: 300 } },

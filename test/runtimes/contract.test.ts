@@ -98,19 +98,6 @@ describe.each(['node', 'bun', 'deno'] as const)('runtime contract on %s', (name)
     expect(server.logs.filter((line) => line.severity === 'ERROR')).toEqual([]);
   });
 
-  it('answers HEAD on streaming routes with their headers, and every producer started for it stops', async () => {
-    const server = await start();
-    for (const path of ['/events?everyMs=1000', '/raw-stream', '/events?everyMs=1000', '/raw-stream']) {
-      const reply = await fetchRaw(server.port, path, { method: 'HEAD' });
-      expect(reply.status).toBe(200);
-      expect(reply.body).toBe('');
-    }
-    const ended = (message: string) => server.logs.filter((line) => line.message === message).length;
-    await server.waitForLog(() => ended('stream ended') === 2 && ended('raw stream ended') === 2);
-    server.proc.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
-  });
-
   it('waits for a stream that ignores the drain, aborts it at the deadline and counts it', async () => {
     const server = await start({ SHUTDOWN_DELAY_MS: '0', GRACEFUL_TIMEOUT_MS: '500' });
     const stream = await rawConnect(server.port);
